@@ -1,0 +1,148 @@
+//! One open database: its connections, its writer thread and the tables stores use in it.
+//!
+//! Threading: the JS thread reads on `read` (a point read costs a few µs, far less than
+//! a hop to another thread) and, when nothing else is queued, writes on `write` directly
+//! with fail-fast locking. Everything else goes to the writer thread, which owns `write`
+//! between batches and commits what arrived together in one transaction.
+//! An in-memory database has a single connection, so `read` and `write` are the same.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::error::{StoreError, StoreResult};
+use crate::open::{open_connection, prepare_location, Conn, Location, OpenOptions};
+use crate::ops::{self, Job, Op, Outcome, Table};
+use crate::schema::{ensure_table, SchemaOptions};
+use crate::worker::{CompletionSink, Worker};
+use crate::SharedConn;
+
+pub struct TableOptions {
+    pub name: String,
+    pub create_table: bool,
+    pub default_ttl_ms: i64,
+    pub max_lifetime_ms: Option<i64>,
+}
+
+struct Open {
+    read: SharedConn,
+    write: SharedConn,
+    worker: Worker,
+}
+
+pub struct Database {
+    location: Location,
+    options: OpenOptions,
+    busy_retries: Arc<AtomicU64>,
+    open: Option<Open>,
+    tables: Vec<Arc<Table>>,
+}
+
+fn lock(conn: &SharedConn) -> MutexGuard<'_, Conn> {
+    conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Database {
+    pub fn open(location: Location, options: OpenOptions, sink: Box<dyn CompletionSink>) -> StoreResult<Database> {
+        prepare_location(&location, &options)?;
+        let busy_retries = Arc::new(AtomicU64::new(0));
+        let write: SharedConn = Arc::new(Mutex::new(open_connection(&location, &options, &busy_retries)?));
+        let read = if location.is_memory() {
+            Arc::clone(&write)
+        } else {
+            Arc::new(Mutex::new(open_connection(&location, &options, &busy_retries)?))
+        };
+        let worker = Worker::start(Arc::clone(&write), sink)?;
+        Ok(Database { location, options, busy_retries, open: Some(Open { read, write, worker }), tables: Vec::new() })
+    }
+
+    fn open_parts(&self) -> StoreResult<&Open> {
+        self.open.as_ref().ok_or_else(StoreError::closed)
+    }
+
+    fn table(&self, id: u32) -> StoreResult<&Arc<Table>> {
+        self.tables.get(id as usize).ok_or_else(|| StoreError::new("ERR_INTERNAL", "unknown table handle"))
+    }
+
+    pub fn is_memory(&self) -> bool {
+        self.location.is_memory()
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.open.is_none()
+    }
+
+    pub fn busy_retries(&self) -> u64 {
+        self.busy_retries.load(Ordering::Relaxed)
+    }
+
+    /// Creates or migrates a table and returns the handle stores use for it.
+    pub fn open_table(&mut self, options: &TableOptions) -> StoreResult<u32> {
+        let table = Arc::new(Table::new(&options.name, options.max_lifetime_ms));
+        let schema = SchemaOptions {
+            create_table: options.create_table && !self.options.readonly,
+            default_ttl_ms: options.default_ttl_ms,
+            now_ms: ops::now_ms(),
+        };
+        ensure_table(&mut lock(&self.open_parts()?.write), &table.sql, &schema)?;
+        self.tables.push(table);
+        Ok((self.tables.len() - 1) as u32)
+    }
+
+    pub fn get(&self, table: u32, sid: &str) -> StoreResult<Option<String>> {
+        let table = self.table(table)?;
+        ops::get(&lock(&self.open_parts()?.read), table, sid, ops::now_ms())
+    }
+
+    pub fn last_write(&self, table: u32, sid: &str) -> StoreResult<Option<i64>> {
+        let table = self.table(table)?;
+        ops::last_write(&lock(&self.open_parts()?.read), table, sid, ops::now_ms())
+    }
+
+    /// Runs an operation on the calling thread. A lock held by another connection
+    /// fails at once with `SQLITE_BUSY` (see `Error::is_busy`) so the caller can queue it.
+    pub fn run_now(&self, table: u32, op: &Op) -> StoreResult<Outcome> {
+        let table = self.table(table)?;
+        let conn = lock(&self.open_parts()?.write);
+        conn.fail_fast.store(true, Ordering::Relaxed);
+        let result = ops::run(&conn, table, op, ops::now_ms());
+        conn.fail_fast.store(false, Ordering::Relaxed);
+        result
+    }
+
+    /// Queues an operation for the writer thread; its result goes to the sink.
+    pub fn submit(&self, ticket: u32, table: u32, op: Op) -> StoreResult<()> {
+        let table = Arc::clone(self.table(table)?);
+        self.open_parts()?.worker.submit(Job { ticket, table, op })
+    }
+
+    /// The whole database as one serialized image.
+    pub fn serialize(&self) -> StoreResult<Vec<u8>> {
+        let mut conn = lock(&self.open_parts()?.write);
+        Ok(conn.serialize(rusqlite::MAIN_DB)?.to_vec())
+    }
+
+    /// Finishes queued work, stops the writer, checkpoints the WAL and closes the
+    /// connections. Closing twice is a no-op.
+    pub fn close(&mut self) -> StoreResult<()> {
+        let Some(Open { read, write, mut worker }) = self.open.take() else { return Ok(()) };
+        worker.shutdown();
+        drop(read);
+        let mut result = Ok(());
+        if let Ok(mutex) = Arc::try_unwrap(write) {
+            let conn = mutex.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if matches!(self.location, Location::File(_)) && self.options.wal && !self.options.readonly {
+                result = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").map_err(StoreError::from);
+            }
+            if let Err((_, e)) = conn.sqlite.close() {
+                result = result.and(Err(e.into()));
+            }
+        }
+        result
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}

@@ -1,0 +1,280 @@
+//! Opening connections: where the database lives, file and directory modes, pragmas,
+//! and the busy handler. Pragmas run outside any transaction.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::error::{StoreError, StoreResult};
+
+/// Where a database lives.
+#[derive(Debug, Clone)]
+pub enum Location {
+    File(PathBuf),
+    /// A private in-memory database, optionally filled from a serialized image.
+    Memory(Option<Vec<u8>>),
+}
+
+impl Location {
+    pub fn is_memory(&self) -> bool {
+        matches!(self, Location::Memory(_))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Synchronous {
+    Normal,
+    Full,
+}
+
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    pub readonly: bool,
+    pub file_must_exist: bool,
+    /// How long a connection waits for another connection's lock, in ms.
+    pub busy_timeout_ms: u32,
+    pub wal: bool,
+    pub synchronous: Option<Synchronous>,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions { readonly: false, file_must_exist: false, busy_timeout_ms: 5000, wal: true, synchronous: None }
+    }
+}
+
+/// A connection with its busy switch: while `fail_fast` is set, a lock held by another
+/// connection fails at once with `SQLITE_BUSY` instead of sleeping (the JS thread must
+/// never sleep on a lock; it hands such work to the writer thread instead).
+#[derive(Debug)]
+pub struct Conn {
+    pub sqlite: Connection,
+    pub fail_fast: Arc<AtomicBool>,
+}
+
+impl std::ops::Deref for Conn {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.sqlite
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.sqlite
+    }
+}
+
+/// SQLite's own back-off schedule (ms) for its busy timeout.
+const BACKOFF_MS: [u64; 12] = [1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100];
+
+/// Sleeps before retry number `count` unless the timeout has been used up.
+fn wait_for_lock(count: i32, timeout_ms: u64) -> bool {
+    let count = count.max(0) as usize;
+    let waited: u64 = if count < BACKOFF_MS.len() {
+        BACKOFF_MS[..count].iter().sum()
+    } else {
+        BACKOFF_MS.iter().sum::<u64>() + (count - BACKOFF_MS.len()) as u64 * 100
+    };
+    let next = BACKOFF_MS.get(count).copied().unwrap_or(100);
+    if waited >= timeout_ms {
+        return false;
+    }
+    std::thread::sleep(Duration::from_millis(next.min(timeout_ms - waited)));
+    true
+}
+
+/// Creates the directories leading to `path` (mode 0700: they hold session secrets).
+fn create_parent_dirs(path: &Path) -> StoreResult<()> {
+    let Some(parent) = path.parent() else { return Ok(()) };
+    if parent.as_os_str().is_empty() || parent.exists() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(parent).map_err(|e| {
+        StoreError::new("SQLITE_CANTOPEN", format!("cannot create directory {}: {e}", parent.display()))
+    })
+}
+
+/// Creates an empty database file readable and writable by its owner only, so that
+/// SQLite (which gives -wal and -shm files the mode of the database) never exposes it.
+fn create_private_file(path: &Path) -> StoreResult<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::new(
+            "SQLITE_CANTOPEN",
+            format!("cannot create database file {}: {e}", path.display()),
+        )),
+    }
+}
+
+/// Prepares the file system for the first connection to a file database.
+pub fn prepare_location(location: &Location, options: &OpenOptions) -> StoreResult<()> {
+    let Location::File(path) = location else { return Ok(()) };
+    if path.exists() {
+        return Ok(());
+    }
+    if options.file_must_exist || options.readonly {
+        return Err(StoreError::new(
+            "SQLITE_CANTOPEN",
+            format!("database file does not exist: {}", path.display()),
+        ));
+    }
+    create_parent_dirs(path)?;
+    create_private_file(path)
+}
+
+/// Opens one connection with the store's settings. The first connection to a file
+/// database also sets its journal mode (persistent in the file).
+/// `busy_retries` counts every wait for a lock, across the connections that share it.
+pub fn open_connection(location: &Location, options: &OpenOptions, busy_retries: &Arc<AtomicU64>) -> StoreResult<Conn> {
+    let mut conn = match location {
+        Location::File(path) => {
+            let mut flags = OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            flags |= if options.readonly {
+                OpenFlags::SQLITE_OPEN_READ_ONLY
+            } else {
+                OpenFlags::SQLITE_OPEN_READ_WRITE
+            };
+            Connection::open_with_flags(path, flags)?
+        }
+        Location::Memory(image) => {
+            let mut conn = Connection::open_in_memory()?;
+            if let Some(bytes) = image {
+                if !bytes.is_empty() {
+                    conn.deserialize_read_exact(rusqlite::MAIN_DB, &bytes[..], bytes.len(), options.readonly)?;
+                }
+            }
+            conn
+        }
+    };
+    let fail_fast = Arc::new(AtomicBool::new(false));
+    install_busy_handler(&mut conn, options.busy_timeout_ms, &fail_fast, busy_retries)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    // Reading the schema is the first real access: a file that is not a database fails here.
+    conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |row| row.get::<_, i64>(0))?;
+    if let Location::File(_) = location {
+        apply_file_pragmas(&conn, options)?;
+    }
+    Ok(Conn { sqlite: conn, fail_fast })
+}
+
+fn install_busy_handler(
+    conn: &mut Connection,
+    timeout_ms: u32,
+    fail_fast: &Arc<AtomicBool>,
+    retries: &Arc<AtomicU64>,
+) -> StoreResult<()> {
+    let fail_fast = Arc::clone(fail_fast);
+    let retries = Arc::clone(retries);
+    let timeout_ms = u64::from(timeout_ms);
+    conn.busy_handler(Some(move |count: i32| {
+        if fail_fast.load(Ordering::Relaxed) {
+            return false;
+        }
+        retries.fetch_add(1, Ordering::Relaxed);
+        wait_for_lock(count, timeout_ms)
+    }))?;
+    Ok(())
+}
+
+fn apply_file_pragmas(conn: &Connection, options: &OpenOptions) -> StoreResult<()> {
+    if options.readonly {
+        return Ok(());
+    }
+    if options.wal {
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::new("SQLITE_ERROR", format!("could not switch to WAL mode (journal_mode is {mode})")));
+        }
+        // Truncate the WAL back to this size after each checkpoint that resets it.
+        conn.execute_batch("PRAGMA journal_size_limit = 16777216")?;
+    }
+    // With WAL, NORMAL survives any process crash; FULL adds durability across power loss.
+    let synchronous = options.synchronous.unwrap_or(if options.wal { Synchronous::Normal } else { Synchronous::Full });
+    conn.execute_batch(match synchronous {
+        Synchronous::Normal => "PRAGMA synchronous = NORMAL",
+        Synchronous::Full => "PRAGMA synchronous = FULL",
+    })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("esn-open-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn creates_missing_dirs_and_private_file() {
+        let dir = temp_dir("dirs");
+        let path = dir.join("a/b/sessions.db");
+        let location = Location::File(path.clone());
+        let options = OpenOptions::default();
+        prepare_location(&location, &options).expect("prepare");
+        let conn = open_connection(&location, &options, &Arc::default()).expect("open");
+        let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).expect("mode");
+        assert_eq!(mode, "wal");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let file_mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+            assert_eq!(file_mode, 0o600);
+            let dir_mode = std::fs::metadata(dir.join("a/b")).expect("meta").permissions().mode() & 0o777;
+            assert_eq!(dir_mode, 0o700);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn file_must_exist_gives_cantopen() {
+        let dir = temp_dir("must");
+        let location = Location::File(dir.join("nope.db"));
+        let options = OpenOptions { file_must_exist: true, ..OpenOptions::default() };
+        let err = prepare_location(&location, &options).unwrap_err();
+        assert_eq!(err.code, "SQLITE_CANTOPEN");
+        assert!(!dir.exists(), "nothing is created");
+    }
+
+    #[test]
+    fn garbage_is_not_a_database() {
+        let dir = temp_dir("garbage");
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("junk.db");
+        std::fs::write(&path, vec![b'x'; 4096]).expect("write");
+        let err = open_connection(&Location::File(path), &OpenOptions::default(), &Arc::default()).unwrap_err();
+        assert_eq!(err.code, "SQLITE_NOTADB");
+        let err = open_connection(&Location::Memory(Some(vec![7u8; 1000])), &OpenOptions::default(), &Arc::default())
+            .unwrap_err();
+        assert_eq!(err.code, "SQLITE_NOTADB");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn busy_wait_honours_timeout() {
+        assert!(!wait_for_lock(0, 0));
+        assert!(wait_for_lock(0, 5));
+        assert!(!wait_for_lock(12, 300));
+    }
+}

@@ -1,0 +1,246 @@
+//! What the store does to a table. Each function takes a connection and is used by both
+//! entry points (the JS thread's fast path and the writer thread): only the caller differs.
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+
+use crate::error::{StoreError, StoreResult};
+use crate::sql::TableSql;
+
+/// Lifetime used when no absolute lifetime is set: ~31,000 years, small enough that
+/// `created + lifetime` never overflows SQLite's 64-bit integers.
+pub const NO_LIFETIME_LIMIT_MS: i64 = 1_000_000_000_000_000;
+
+/// A sessions table as the store uses it.
+#[derive(Debug)]
+pub struct Table {
+    pub sql: TableSql,
+    /// Absolute lifetime since creation, in ms (`NO_LIFETIME_LIMIT_MS` when unset).
+    pub max_lifetime_ms: i64,
+}
+
+impl Table {
+    pub fn new(name: &str, max_lifetime_ms: Option<i64>) -> Self {
+        Table { sql: TableSql::new(name), max_lifetime_ms: max_lifetime_ms.unwrap_or(NO_LIFETIME_LIMIT_MS) }
+    }
+}
+
+/// A change or a bulk read, in the order the caller issued it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    Set { sid: String, data: String, expires: i64, user_key: Option<String> },
+    Touch { sid: String, expires: i64 },
+    Destroy { sid: String },
+    Clear,
+    Length,
+    Ids,
+    All,
+    IdsByUser { key: String },
+    DestroyByUser { key: String, except: Option<String> },
+    Prune { limit: i64 },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Rows changed or counted.
+    Count(i64),
+    /// Ids, or for `All` id and data alternating.
+    Strings(Vec<String>),
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The live session's data, or None when missing or expired.
+pub fn get(conn: &Connection, table: &Table, sid: &str, now: i64) -> StoreResult<Option<String>> {
+    let mut stmt = conn.prepare_cached(&table.sql.get)?;
+    Ok(stmt.query_row(rusqlite::params![sid, now], |row| row.get::<_, String>(0)).optional()?)
+}
+
+/// When the live session was last written (ms), or None when missing or expired.
+pub fn last_write(conn: &Connection, table: &Table, sid: &str, now: i64) -> StoreResult<Option<i64>> {
+    let mut stmt = conn.prepare_cached(&table.sql.touch_state)?;
+    Ok(stmt.query_row(rusqlite::params![sid, now], |row| row.get::<_, i64>(0)).optional()?)
+}
+
+fn strings(conn: &Connection, sql: &str, params: impl rusqlite::Params, columns: usize) -> StoreResult<Vec<String>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query(params)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        for i in 0..columns {
+            out.push(row.get::<_, String>(i)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Runs one operation at `now`.
+pub fn run(conn: &Connection, table: &Table, op: &Op, now: i64) -> StoreResult<Outcome> {
+    let sql = &table.sql;
+    let changed = |text: &str, params: &[&dyn rusqlite::ToSql]| -> StoreResult<Outcome> {
+        let mut stmt = conn.prepare_cached(text)?;
+        Ok(Outcome::Count(stmt.execute(params)? as i64))
+    };
+    match op {
+        Op::Set { sid, data, expires, user_key } => {
+            changed(&sql.upsert, &[sid, data, expires, &now, &table.max_lifetime_ms, user_key])
+        }
+        Op::Touch { sid, expires } => changed(&sql.touch, &[sid, expires, &now, &table.max_lifetime_ms]),
+        Op::Destroy { sid } => changed(&sql.destroy, &[sid]),
+        Op::Clear => changed(&sql.clear, &[]),
+        Op::Length => {
+            let mut stmt = conn.prepare_cached(&sql.length)?;
+            Ok(Outcome::Count(stmt.query_row([now], |row| row.get(0))?))
+        }
+        Op::Ids => Ok(Outcome::Strings(strings(conn, &sql.ids, [now], 1)?)),
+        Op::All => Ok(Outcome::Strings(strings(conn, &sql.all, [now], 2)?)),
+        Op::IdsByUser { key } => Ok(Outcome::Strings(strings(conn, &sql.ids_by_user, rusqlite::params![key, now], 1)?)),
+        Op::DestroyByUser { key, except } => changed(&sql.destroy_by_user, &[key, &now, except]),
+        Op::Prune { limit } => changed(&sql.prune_batch, &[&now, limit]),
+    }
+}
+
+/// A queued operation and the table it applies to.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub ticket: u32,
+    pub table: std::sync::Arc<Table>,
+    pub op: Op,
+}
+
+/// Runs jobs that arrived together as one transaction (one commit for all of them).
+/// If any of them fails, the transaction is rolled back and each job runs on its own,
+/// so that one bad job cannot fail the others and each result is the job's own.
+pub fn run_batch(conn: &mut Connection, jobs: &[Job]) -> Vec<StoreResult<Outcome>> {
+    let now = now_ms();
+    if jobs.len() == 1 {
+        return vec![run(conn, &jobs[0].table, &jobs[0].op, now)];
+    }
+    match run_in_one_transaction(conn, jobs, now) {
+        Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+        Err(_) => jobs.iter().map(|job| run(conn, &job.table, &job.op, now)).collect(),
+    }
+}
+
+fn run_in_one_transaction(conn: &mut Connection, jobs: &[Job], now: i64) -> StoreResult<Vec<Outcome>> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let outcomes = jobs.iter().map(|job| run(&tx, &job.table, &job.op, now)).collect::<StoreResult<Vec<_>>>()?;
+    tx.commit()?;
+    Ok(outcomes)
+}
+
+/// Deletes expired rows of one table in short transactions of at most `batch` rows,
+/// so that other connections never wait long for the write lock. Returns rows deleted.
+pub fn prune(conn: &Connection, table: &Table, now: i64, batch: i64, keep_going: impl Fn() -> bool) -> StoreResult<i64> {
+    let mut total = 0;
+    loop {
+        let Outcome::Count(deleted) = run(conn, table, &Op::Prune { limit: batch }, now)? else {
+            return Err(StoreError::new("ERR_INTERNAL", "prune returned rows"));
+        };
+        total += deleted;
+        if deleted < batch || !keep_going() {
+            return Ok(total);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{ensure_table, SchemaOptions};
+    use std::sync::Arc;
+
+    const NOW: i64 = 1_800_000_000_000;
+
+    fn setup(lifetime: Option<i64>) -> (Connection, Arc<Table>) {
+        let mut conn = Connection::open_in_memory().expect("open");
+        let table = Arc::new(Table::new("Sessions", lifetime));
+        ensure_table(&mut conn, &table.sql, &SchemaOptions { create_table: true, default_ttl_ms: 1000, now_ms: NOW })
+            .expect("schema");
+        (conn, table)
+    }
+
+    fn set(sid: &str, data: &str, expires: i64) -> Op {
+        Op::Set { sid: sid.into(), data: data.into(), expires, user_key: None }
+    }
+
+    #[test]
+    fn expiry_is_exact_to_the_millisecond() {
+        let (conn, table) = setup(None);
+        run(&conn, &table, &set("a", "{}", NOW + 10), NOW).expect("set");
+        assert_eq!(get(&conn, &table, "a", NOW + 9).expect("get"), Some("{}".into()));
+        assert_eq!(get(&conn, &table, "a", NOW + 10).expect("get"), None);
+        assert_eq!(run(&conn, &table, &Op::Length, NOW + 9).expect("len"), Outcome::Count(1));
+        assert_eq!(run(&conn, &table, &Op::Length, NOW + 10).expect("len"), Outcome::Count(0));
+        assert_eq!(run(&conn, &table, &Op::Ids, NOW + 10).expect("ids"), Outcome::Strings(vec![]));
+    }
+
+    #[test]
+    fn touch_moves_expiry_but_never_revives() {
+        let (conn, table) = setup(None);
+        run(&conn, &table, &set("a", "{\"x\":1}", NOW + 10), NOW).expect("set");
+        let touch = |expires, now| run(&conn, &table, &Op::Touch { sid: "a".into(), expires }, now).expect("touch");
+        assert_eq!(touch(NOW + 100, NOW + 5), Outcome::Count(1));
+        assert_eq!(get(&conn, &table, "a", NOW + 50).expect("get"), Some("{\"x\":1}".into()));
+        assert_eq!(touch(NOW + 1000, NOW + 100), Outcome::Count(0), "expired: not revived");
+        assert_eq!(get(&conn, &table, "a", NOW + 101).expect("get"), None);
+    }
+
+    #[test]
+    fn max_lifetime_caps_set_and_touch_and_resets_on_rebirth() {
+        let (conn, table) = setup(Some(1000));
+        run(&conn, &table, &set("a", "{}", NOW + 50_000), NOW).expect("set");
+        assert_eq!(get(&conn, &table, "a", NOW + 999).expect("get"), Some("{}".into()));
+        assert_eq!(get(&conn, &table, "a", NOW + 1000).expect("get"), None);
+        run(&conn, &table, &set("b", "{}", NOW + 50_000), NOW).expect("set");
+        run(&conn, &table, &Op::Touch { sid: "b".into(), expires: NOW + 90_000 }, NOW + 500).expect("touch");
+        run(&conn, &table, &set("b", "{}", NOW + 90_000), NOW + 600).expect("set again");
+        assert_eq!(get(&conn, &table, "b", NOW + 1000).expect("get"), None, "touch and set cannot extend");
+        // Set after expiry: a new session with a new creation time.
+        run(&conn, &table, &set("a", "{\"new\":1}", NOW + 50_000), NOW + 2000).expect("reborn");
+        assert_eq!(get(&conn, &table, "a", NOW + 2999).expect("get"), Some("{\"new\":1}".into()));
+    }
+
+    #[test]
+    fn unicode_and_nul_round_trip() {
+        let (conn, table) = setup(None);
+        let sid = "s\u{0}id-ü-☃-𝄞";
+        let data = "{\"k\":\"\u{0}v\u{1F600}\"}";
+        run(&conn, &table, &set(sid, data, NOW + 10), NOW).expect("set");
+        assert_eq!(get(&conn, &table, sid, NOW).expect("get"), Some(data.into()));
+        assert_eq!(get(&conn, &table, "s", NOW).expect("get"), None, "NUL does not truncate the key");
+    }
+
+    #[test]
+    fn batch_falls_back_to_single_jobs_on_error() {
+        let (mut conn, table) = setup(None);
+        let broken = Arc::new(Table::new("missing", None));
+        let jobs = vec![
+            Job { ticket: 1, table: table.clone(), op: set("a", "{}", NOW + 10_000_000_000) },
+            Job { ticket: 2, table: broken, op: Op::Destroy { sid: "a".into() } },
+            Job { ticket: 3, table: table.clone(), op: Op::Length },
+        ];
+        let results = run_batch(&mut conn, &jobs);
+        assert_eq!(results[0], Ok(Outcome::Count(1)));
+        assert_eq!(results[1].as_ref().unwrap_err().code, "SQLITE_ERROR");
+        assert_eq!(results[2], Ok(Outcome::Count(1)));
+    }
+
+    #[test]
+    fn prune_deletes_exactly_the_expired_rows() {
+        let (conn, table) = setup(None);
+        for i in 0..1050 {
+            let expires = if i % 3 == 0 { NOW + 1_000_000 } else { NOW - i };
+            run(&conn, &table, &set(&format!("s{i}"), "{}", expires), NOW - 10_000).expect("set");
+        }
+        let deleted = prune(&conn, &table, NOW, 100, || true).expect("prune");
+        assert_eq!(deleted, 700);
+        assert_eq!(run(&conn, &table, &Op::Length, NOW).expect("len"), Outcome::Count(350));
+        let remaining: i64 = conn.query_row("SELECT COUNT(*) FROM Sessions", [], |r| r.get(0)).expect("count");
+        assert_eq!(remaining, 350);
+    }
+}

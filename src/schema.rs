@@ -1,0 +1,187 @@
+//! Creating the sessions table, and bringing older tables up to date: a table made by
+//! `express-sqlite` (only `id` and `data`) gains the expiry, creation, last-write and
+//! user columns, filled from what its rows already say. Safe to run twice and from
+//! two processes at once: the work happens in an immediate transaction that
+//! re-reads the columns it finds.
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+
+use crate::error::{StoreError, StoreResult};
+use crate::sql::{quote_identifier, TableSql};
+
+#[derive(Debug, Clone)]
+pub struct SchemaOptions {
+    /// Create or alter the table; when false a missing or outdated table is an error.
+    pub create_table: bool,
+    /// Lifetime given to migrated rows whose cookie has no expiry, in ms.
+    pub default_ttl_ms: i64,
+    pub now_ms: i64,
+}
+
+fn table_exists(conn: &Connection, table: &str) -> StoreResult<bool> {
+    let found = conn
+        .query_row(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [table],
+            |_| Ok(()),
+        )
+        .optional()?;
+    Ok(found.is_some())
+}
+
+fn column_names(conn: &Connection, table: &str) -> StoreResult<Vec<String>> {
+    let mut stmt = conn.prepare("SELECT name FROM pragma_table_info(?1)")?;
+    let names = stmt.query_map([table], |row| row.get::<_, String>(0))?;
+    Ok(names.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// The columns a table lacks, in the order they are added.
+fn missing_columns(columns: &[String]) -> Vec<&'static str> {
+    ["expires", "created", "touched", "user_key"]
+        .into_iter()
+        .filter(|wanted| !columns.iter().any(|c| c.eq_ignore_ascii_case(wanted)))
+        .collect()
+}
+
+/// Makes sure the table exists with every column and index the store uses.
+pub fn ensure_table(conn: &mut Connection, sql: &TableSql, options: &SchemaOptions) -> StoreResult<()> {
+    // A quick look first, so that an up-to-date table costs no write lock at all.
+    if table_exists(conn, &sql.table)? && missing_columns(&column_names(conn, &sql.table)?).is_empty() {
+        check_key_columns(conn, &sql.table)?;
+        return if options.create_table { ensure_indexes(conn, sql) } else { Ok(()) };
+    }
+    if !options.create_table {
+        return Err(StoreError::new(
+            "ERR_NO_TABLE",
+            format!("table {} does not exist or lacks the store's columns, and createTable is false", quote_identifier(&sql.table)),
+        ));
+    }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if !table_exists(&tx, &sql.table)? {
+        tx.execute_batch(&sql.create_table)?;
+    } else {
+        check_key_columns(&tx, &sql.table)?;
+        add_missing_columns(&tx, sql, options)?;
+    }
+    ensure_indexes(&tx, sql)?;
+    tx.commit()?;
+    Ok(())
+}
+
+fn check_key_columns(conn: &Connection, table: &str) -> StoreResult<()> {
+    let columns = column_names(conn, table)?;
+    for wanted in ["id", "data"] {
+        if !columns.iter().any(|c| c.eq_ignore_ascii_case(wanted)) {
+            return Err(StoreError::new(
+                "ERR_BAD_TABLE",
+                format!("table {} has no {wanted} column, so it is not a sessions table", quote_identifier(table)),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn ensure_indexes(conn: &Connection, sql: &TableSql) -> StoreResult<()> {
+    conn.execute_batch(&sql.create_expires_index)?;
+    conn.execute_batch(&sql.create_user_index)?;
+    Ok(())
+}
+
+fn add_missing_columns(conn: &Connection, sql: &TableSql, options: &SchemaOptions) -> StoreResult<()> {
+    let t = quote_identifier(&sql.table);
+    for column in missing_columns(&column_names(conn, &sql.table)?) {
+        match column {
+            "expires" => {
+                conn.execute_batch(&format!("ALTER TABLE {t} ADD COLUMN expires INTEGER NOT NULL DEFAULT 0"))?;
+                // The cookie's own expiry when the row has one (express-session stores it as
+                // an ISO string), else the default lifetime from now.
+                conn.execute(
+                    &format!(
+                        "UPDATE {t} SET expires = COALESCE(\
+                         CASE WHEN json_valid(data) THEN CAST(ROUND((julianday(json_extract(data, '$.cookie.expires')) \
+                         - 2440587.5) * 86400000.0) AS INTEGER) END, ?1 + ?2)"
+                    ),
+                    [options.now_ms, options.default_ttl_ms],
+                )?;
+            }
+            "created" => {
+                conn.execute_batch(&format!("ALTER TABLE {t} ADD COLUMN created INTEGER NOT NULL DEFAULT 0"))?;
+                conn.execute(&format!("UPDATE {t} SET created = ?1"), [options.now_ms])?;
+            }
+            // Zero: the last write is unknown, so the first touch writes.
+            "touched" => conn.execute_batch(&format!("ALTER TABLE {t} ADD COLUMN touched INTEGER NOT NULL DEFAULT 0"))?,
+            "user_key" => conn.execute_batch(&format!("ALTER TABLE {t} ADD COLUMN user_key TEXT"))?,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000_000;
+    const DAY: i64 = 86_400_000;
+
+    fn options() -> SchemaOptions {
+        SchemaOptions { create_table: true, default_ttl_ms: DAY, now_ms: NOW }
+    }
+
+    #[test]
+    fn creates_table_and_indexes_once() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        let sql = TableSql::new("Sessions");
+        ensure_table(&mut conn, &sql, &options()).expect("first");
+        ensure_table(&mut conn, &sql, &options()).expect("second");
+        let columns = column_names(&conn, "Sessions").expect("columns");
+        assert_eq!(columns, ["id", "data", "expires", "created", "touched", "user_key"]);
+        let indexes: i64 = conn
+            .query_row("SELECT COUNT(*) FROM sqlite_master WHERE type='index' AND tbl_name='Sessions' AND sql IS NOT NULL", [], |r| r.get(0))
+            .expect("indexes");
+        assert_eq!(indexes, 2);
+    }
+
+    #[test]
+    fn migrates_an_express_sqlite_table() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        conn.execute_batch("CREATE TABLE Sessions (id TEXT PRIMARY KEY, data TEXT NOT NULL)").expect("old");
+        let later = "2027-01-15T08:00:00.000Z";
+        conn.execute(
+            "INSERT INTO Sessions VALUES ('with-cookie', ?1), ('no-expiry', '{\"cookie\":{\"expires\":null}}'), ('junk', 'not json')",
+            [format!("{{\"cookie\":{{\"expires\":\"{later}\"}},\"user\":1}}")],
+        )
+        .expect("rows");
+        let sql = TableSql::new("Sessions");
+        ensure_table(&mut conn, &sql, &options()).expect("migrate");
+        let expires = |conn: &Connection, id: &str| -> i64 {
+            conn.query_row("SELECT expires FROM Sessions WHERE id = ?1", [id], |r| r.get(0)).expect("row")
+        };
+        assert_eq!(expires(&conn, "with-cookie"), 1_800_000_000_000); // 2027-01-15T08:00:00Z in ms
+        assert_eq!(expires(&conn, "no-expiry"), NOW + DAY);
+        assert_eq!(expires(&conn, "junk"), NOW + DAY);
+        let created: i64 = conn.query_row("SELECT created FROM Sessions WHERE id='junk'", [], |r| r.get(0)).expect("c");
+        assert_eq!(created, NOW);
+        // Running again changes nothing.
+        ensure_table(&mut conn, &TableSql::new("Sessions"), &SchemaOptions { now_ms: NOW + 5, ..options() }).expect("again");
+        assert_eq!(expires(&conn, "no-expiry"), NOW + DAY);
+    }
+
+    #[test]
+    fn missing_table_without_create_is_an_error_and_writes_nothing() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        let err = ensure_table(&mut conn, &TableSql::new("nope"), &SchemaOptions { create_table: false, ..options() })
+            .unwrap_err();
+        assert_eq!(err.code, "ERR_NO_TABLE");
+        assert!(err.message.contains("\"nope\""));
+        assert!(!table_exists(&conn, "nope").expect("exists"));
+    }
+
+    #[test]
+    fn foreign_table_is_refused() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        conn.execute_batch("CREATE TABLE Sessions (sid TEXT, sess TEXT)").expect("other");
+        let err = ensure_table(&mut conn, &TableSql::new("Sessions"), &options()).unwrap_err();
+        assert_eq!(err.code, "ERR_BAD_TABLE");
+    }
+}

@@ -1,0 +1,131 @@
+//! Every SQL text the store runs, built once per table. The only thing ever spliced
+//! into SQL is a table name, and only through `quote_identifier`; all values are bound.
+
+/// Quotes an SQLite identifier: wrapped in double quotes, inner quotes doubled.
+/// Any string (spaces, quotes, semicolons, SQL keywords) becomes one identifier.
+pub fn quote_identifier(name: &str) -> String {
+    let mut quoted = String::with_capacity(name.len() + 2);
+    quoted.push('"');
+    for ch in name.chars() {
+        if ch == '"' {
+            quoted.push('"');
+        }
+        quoted.push(ch);
+    }
+    quoted.push('"');
+    quoted
+}
+
+/// The statements for one sessions table. Times are epoch milliseconds; `?now` is the
+/// caller's clock so that expiry is decided at millisecond precision in one place.
+#[derive(Debug, Clone)]
+pub struct TableSql {
+    pub table: String,
+    pub create_table: String,
+    pub create_expires_index: String,
+    pub create_user_index: String,
+    pub get: String,
+    pub upsert: String,
+    pub touch: String,
+    pub touch_state: String,
+    pub destroy: String,
+    pub clear: String,
+    pub length: String,
+    pub ids: String,
+    pub all: String,
+    pub prune_batch: String,
+    pub ids_by_user: String,
+    pub destroy_by_user: String,
+    pub count_expired: String,
+}
+
+impl TableSql {
+    pub fn new(table: &str) -> Self {
+        let t = quote_identifier(table);
+        let expires_index = quote_identifier(&format!("{table}.expires"));
+        let user_index = quote_identifier(&format!("{table}.user_key"));
+        TableSql {
+            table: table.to_string(),
+            // WITHOUT ROWID: the session id is the key, so one b-tree lookup per get.
+            create_table: format!(
+                "CREATE TABLE IF NOT EXISTS {t} (\
+                 id TEXT PRIMARY KEY NOT NULL, \
+                 data TEXT NOT NULL, \
+                 expires INTEGER NOT NULL, \
+                 created INTEGER NOT NULL, \
+                 touched INTEGER NOT NULL, \
+                 user_key TEXT) WITHOUT ROWID"
+            ),
+            create_expires_index: format!("CREATE INDEX IF NOT EXISTS {expires_index} ON {t} (expires)"),
+            // Partial: sessions without a user cost nothing in this index.
+            create_user_index: format!(
+                "CREATE INDEX IF NOT EXISTS {user_index} ON {t} (user_key) WHERE user_key IS NOT NULL"
+            ),
+            get: format!("SELECT data FROM {t} WHERE id = ?1 AND expires > ?2"),
+            // An expired row that is set again starts a new life: its creation time resets.
+            // ?3 is the cookie expiry, ?5 the absolute lifetime in ms (capped by created + ?5).
+            upsert: format!(
+                "INSERT INTO {t} (id, data, expires, created, touched, user_key) \
+                 VALUES (?1, ?2, MIN(?3, ?4 + ?5), ?4, ?4, ?6) \
+                 ON CONFLICT (id) DO UPDATE SET \
+                 data = excluded.data, \
+                 created = CASE WHEN expires <= ?4 THEN ?4 ELSE created END, \
+                 expires = MIN(?3, CASE WHEN expires <= ?4 THEN ?4 ELSE created END + ?5), \
+                 touched = ?4, \
+                 user_key = excluded.user_key"
+            ),
+            touch: format!(
+                "UPDATE {t} SET expires = MIN(?2, created + ?4), touched = ?3 \
+                 WHERE id = ?1 AND expires > ?3"
+            ),
+            touch_state: format!("SELECT touched FROM {t} WHERE id = ?1 AND expires > ?2"),
+            destroy: format!("DELETE FROM {t} WHERE id = ?1"),
+            clear: format!("DELETE FROM {t}"),
+            length: format!("SELECT COUNT(*) FROM {t} WHERE expires > ?1"),
+            ids: format!("SELECT id FROM {t} WHERE expires > ?1 ORDER BY id"),
+            all: format!("SELECT id, data FROM {t} WHERE expires > ?1 ORDER BY id"),
+            prune_batch: format!(
+                "DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE expires <= ?1 LIMIT ?2)"
+            ),
+            ids_by_user: format!(
+                "SELECT id FROM {t} WHERE user_key = ?1 AND expires > ?2 ORDER BY id"
+            ),
+            destroy_by_user: format!(
+                "DELETE FROM {t} WHERE user_key = ?1 AND expires > ?2 AND id IS NOT ?3"
+            ),
+            count_expired: format!("SELECT COUNT(*) FROM {t} WHERE expires <= ?1"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_identifiers() {
+        assert_eq!(quote_identifier("Sessions"), "\"Sessions\"");
+        assert_eq!(quote_identifier("a\"b"), "\"a\"\"b\"");
+        assert_eq!(quote_identifier("x\"; DROP TABLE y; --"), "\"x\"\"; DROP TABLE y; --\"");
+    }
+
+    #[test]
+    fn hostile_table_names_are_one_identifier() {
+        let conn = rusqlite::Connection::open_in_memory().expect("open");
+        conn.execute("CREATE TABLE victim (x)", []).expect("victim");
+        for name in ["x\"; DROP TABLE victim; --", "with space", "select", "'single'", "\"", "ü ☃ 表"] {
+            let sql = TableSql::new(name);
+            conn.execute(&sql.create_table, []).expect("create");
+            conn.execute(&sql.create_expires_index, []).expect("index");
+            conn.execute(&sql.create_user_index, []).expect("user index");
+            let exists: i64 = conn
+                .query_row("SELECT COUNT(*) FROM sqlite_master WHERE type='table' AND name=?1", [name], |r| r.get(0))
+                .expect("lookup");
+            assert_eq!(exists, 1, "table {name:?} exists under its exact name");
+        }
+        let victim: i64 = conn
+            .query_row("SELECT COUNT(*) FROM sqlite_master WHERE name='victim'", [], |r| r.get(0))
+            .expect("lookup");
+        assert_eq!(victim, 1);
+    }
+}

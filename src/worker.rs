@@ -1,0 +1,157 @@
+//! The writer thread: takes every job queued since it last looked, runs them as one
+//! transaction (group commit), and hands all results back in one delivery. A job's
+//! result is delivered only after its transaction has committed.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use crate::error::{StoreError, StoreResult};
+use crate::ops::{run_batch, Job, Outcome};
+use crate::SharedConn;
+
+/// Most jobs in one transaction: bounds how long the write lock is held, so other
+/// processes on the same file get their turn.
+const MAX_BATCH: usize = 512;
+
+pub struct Completion {
+    pub ticket: u32,
+    pub result: StoreResult<Outcome>,
+}
+
+/// Where results go (a thread-safe JS function in the addon, a channel in tests).
+pub trait CompletionSink: Send + 'static {
+    fn deliver(&self, completions: Vec<Completion>);
+}
+
+#[derive(Default)]
+struct Queue {
+    jobs: Vec<Job>,
+    closing: bool,
+    /// The thread sleeps on the condvar; only then is a wake-up worth a syscall.
+    idle: bool,
+}
+
+pub struct Worker {
+    queue: Arc<(Mutex<Queue>, Condvar)>,
+    thread: Option<JoinHandle<()>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere cannot leave a queue or connection half-changed in a way that
+    // matters here (SQLite rolls back on its own), so a poisoned lock is still usable.
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Worker {
+    pub fn start(conn: SharedConn, sink: Box<dyn CompletionSink>) -> StoreResult<Worker> {
+        let queue: Arc<(Mutex<Queue>, Condvar)> = Arc::default();
+        let thread_queue = Arc::clone(&queue);
+        let thread = std::thread::Builder::new()
+            .name("sqlite-session-writer".into())
+            .spawn(move || writer_loop(&thread_queue, &conn, sink.as_ref()))
+            .map_err(|e| StoreError::new("ERR_THREAD", format!("cannot start the writer thread: {e}")))?;
+        Ok(Worker { queue, thread: Some(thread) })
+    }
+
+    pub fn submit(&self, job: Job) -> StoreResult<()> {
+        let (mutex, condvar) = &*self.queue;
+        let mut queue = lock(mutex);
+        if queue.closing {
+            return Err(StoreError::closed());
+        }
+        queue.jobs.push(job);
+        if queue.idle {
+            queue.idle = false;
+            condvar.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Runs what is queued, then stops the thread and waits for it.
+    pub fn shutdown(&mut self) {
+        {
+            let (mutex, condvar) = &*self.queue;
+            lock(mutex).closing = true;
+            condvar.notify_one();
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn next_batch(queue: &(Mutex<Queue>, Condvar)) -> Option<Vec<Job>> {
+    let (mutex, condvar) = queue;
+    let mut state = lock(mutex);
+    while state.jobs.is_empty() {
+        if state.closing {
+            return None;
+        }
+        state.idle = true;
+        state = condvar.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner());
+    }
+    state.idle = false;
+    if state.jobs.len() <= MAX_BATCH {
+        Some(std::mem::take(&mut state.jobs))
+    } else {
+        Some(state.jobs.drain(..MAX_BATCH).collect())
+    }
+}
+
+fn writer_loop(queue: &(Mutex<Queue>, Condvar), conn: &SharedConn, sink: &dyn CompletionSink) {
+    while let Some(jobs) = next_batch(queue) {
+        let results = catch_unwind(AssertUnwindSafe(|| run_batch(&mut lock(conn), &jobs))).unwrap_or_else(|_| {
+            jobs.iter().map(|_| Err(StoreError::new("ERR_INTERNAL", "the writer thread hit an internal error"))).collect()
+        });
+        let completions =
+            jobs.iter().zip(results).map(|(job, result)| Completion { ticket: job.ticket, result }).collect();
+        sink.deliver(completions);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::{Op, Table};
+    use crate::schema::{ensure_table, SchemaOptions};
+    use std::sync::mpsc;
+
+    struct ChannelSink(Mutex<mpsc::Sender<Vec<Completion>>>);
+    impl CompletionSink for ChannelSink {
+        fn deliver(&self, completions: Vec<Completion>) {
+            let _ = lock(&self.0).send(completions);
+        }
+    }
+
+    #[test]
+    fn queued_jobs_complete_in_order_and_after_shutdown_are_refused() {
+        let mut conn = rusqlite::Connection::open_in_memory().expect("open");
+        let table = Arc::new(Table::new("Sessions", None));
+        ensure_table(&mut conn, &table.sql, &SchemaOptions { create_table: true, default_ttl_ms: 0, now_ms: 0 })
+            .expect("schema");
+        let conn = crate::open::Conn { sqlite: conn, fail_fast: Arc::default() };
+        let (tx, rx) = mpsc::channel();
+        let mut worker = Worker::start(Arc::new(Mutex::new(conn)), Box::new(ChannelSink(Mutex::new(tx)))).expect("start");
+        let far = crate::ops::now_ms() + 60_000;
+        for i in 0..1000u32 {
+            let op = Op::Set { sid: format!("s{}", i % 10), data: format!("{{\"n\":{i}}}"), expires: far, user_key: None };
+            worker.submit(Job { ticket: i, table: table.clone(), op }).expect("submit");
+        }
+        worker.submit(Job { ticket: 1000, table: table.clone(), op: Op::Length }).expect("submit");
+        worker.shutdown();
+        let tickets: Vec<(u32, Outcome)> =
+            rx.try_iter().flatten().map(|c| (c.ticket, c.result.expect("ok"))).collect();
+        assert_eq!(tickets.len(), 1001);
+        assert!(tickets.windows(2).all(|w| w[0].0 < w[1].0), "delivered in submission order");
+        assert_eq!(tickets[1000].1, Outcome::Count(10));
+        let err = worker.submit(Job { ticket: 1, table, op: Op::Clear }).unwrap_err();
+        assert_eq!(err.code, "ERR_STORE_CLOSED");
+    }
+}
