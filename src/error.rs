@@ -45,6 +45,9 @@ impl From<rusqlite::Error> for StoreError {
                 let message = message.unwrap_or_else(|| error_string(failure.extended_code));
                 StoreError::new(code, message)
             }
+            rusqlite::Error::SqlInputError { error, msg, .. } => {
+                StoreError::new(primary_code_name(error.extended_code), msg)
+            }
             // Conversion and API misuse errors: describe the kind only, never values.
             other => StoreError::new("SQLITE_ERROR", describe_non_sqlite(&other)),
         }

@@ -11,3 +11,4 @@ pub mod worker;
 
 /// A connection that more than one thread may use, one at a time.
 pub type SharedConn = std::sync::Arc<std::sync::Mutex<open::Conn>>;
+pub mod node;

@@ -199,16 +199,20 @@ fn apply_file_pragmas(conn: &Connection, options: &OpenOptions) -> StoreResult<(
     if options.readonly {
         return Ok(());
     }
-    if options.wal {
-        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::new("SQLITE_ERROR", format!("could not switch to WAL mode (journal_mode is {mode})")));
-        }
-        // Truncate the WAL back to this size after each checkpoint that resets it.
+    // `wal: false` leaves the file's journal mode as it is (a file someone else put in
+    // WAL mode stays in it); `wal: true` switches it.
+    let pragma = if options.wal { "PRAGMA journal_mode = WAL" } else { "PRAGMA journal_mode" };
+    let mode: String = conn.query_row(pragma, [], |row| row.get(0))?;
+    let in_wal = mode.eq_ignore_ascii_case("wal");
+    if options.wal && !in_wal {
+        return Err(StoreError::new("SQLITE_ERROR", format!("could not switch to WAL mode (journal_mode is {mode})")));
+    }
+    if in_wal {
+        // Truncate the WAL back to this size whenever a checkpoint lets it restart.
         conn.execute_batch("PRAGMA journal_size_limit = 16777216")?;
     }
     // With WAL, NORMAL survives any process crash; FULL adds durability across power loss.
-    let synchronous = options.synchronous.unwrap_or(if options.wal { Synchronous::Normal } else { Synchronous::Full });
+    let synchronous = options.synchronous.unwrap_or(if in_wal { Synchronous::Normal } else { Synchronous::Full });
     conn.execute_batch(match synchronous {
         Synchronous::Normal => "PRAGMA synchronous = NORMAL",
         Synchronous::Full => "PRAGMA synchronous = FULL",

@@ -1,0 +1,73 @@
+'use strict'
+
+// Shared test helpers: fresh files, realistic sessions, and an independent view of
+// the SQLite file (node:sqlite where the runtime has it, else better-sqlite3).
+
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+
+function tempDir() {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'esn-test-'))
+}
+
+function tempDb(name = 'sessions.db') {
+  return path.join(tempDir(), name)
+}
+
+/** A session as express-session hands it to a store (cookie serialized as JSON would be). */
+function sessionFor(user, maxAgeMs = 60_000) {
+  return {
+    cookie: { originalMaxAge: maxAgeMs, expires: new Date(Date.now() + maxAgeMs), httpOnly: true, path: '/' },
+    user,
+  }
+}
+
+/** Calls a callback-style method and resolves with its arguments. */
+function callback(fn) {
+  return new Promise((resolve) => fn((...args) => resolve(args)))
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Opens the file with another SQLite driver, to look at rows as they really are. */
+function inspect(file) {
+  let sqlite
+  try {
+    sqlite = require('node:sqlite')
+  } catch {
+    sqlite = null
+  }
+  if (sqlite && sqlite.DatabaseSync) {
+    const db = new sqlite.DatabaseSync(file)
+    return {
+      all: (sql, ...params) => db.prepare(sql).all(...params),
+      get: (sql, ...params) => db.prepare(sql).get(...params),
+      run: (sql, ...params) => db.prepare(sql).run(...params),
+      exec: (sql) => db.exec(sql),
+      close: () => db.close(),
+    }
+  }
+  const Database = require('better-sqlite3')
+  const db = new Database(file)
+  return {
+    all: (sql, ...params) => db.prepare(sql).all(...params),
+    get: (sql, ...params) => db.prepare(sql).get(...params),
+    run: (sql, ...params) => db.prepare(sql).run(...params),
+    exec: (sql) => db.exec(sql),
+    close: () => db.close(),
+  }
+}
+
+/** Runs a Node script in a child process and returns { code, stdout, stderr }. */
+function runScript(source, { timeoutMs = 30_000 } = {}) {
+  const { spawnSync } = require('node:child_process')
+  const result = spawnSync(process.execPath, ['-e', source], {
+    cwd: path.join(__dirname, '..'),
+    encoding: 'utf8',
+    timeout: timeoutMs,
+  })
+  return { code: result.status, signal: result.signal, stdout: result.stdout, stderr: result.stderr }
+}
+
+module.exports = { tempDir, tempDb, sessionFor, callback, sleep, inspect, runScript }

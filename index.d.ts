@@ -1,0 +1,111 @@
+import { SessionData, Store } from 'express-session'
+
+/** Callback with only the error argument (`undefined` on success). */
+export type ErrorOnlyCallback = (error?: unknown) => void
+
+/** express-session's SessionData with the session id, as `all` returns it. */
+export interface SessionDataWithId extends SessionData {
+  id: string
+}
+
+/** The structural part of a better-sqlite3 Database that the store recognises. */
+export interface BetterSqlite3Like {
+  readonly name: string
+  readonly memory: boolean
+  readonly readonly: boolean
+  readonly open: boolean
+  prepare(source: string): unknown
+  pragma(source: string, options?: unknown): unknown
+}
+
+/** A file path (or ":memory:"), a serialized database, or an open database handle. */
+export type StoreDatabase = string | Buffer | Uint8Array | Database | BetterSqlite3Like
+
+export interface DatabaseOptions {
+  /** Open read-only: reads work, writes fail with SQLITE_READONLY. Default false. */
+  readonly?: boolean
+  /** A missing file (or directory) is an error instead of being created. Default false. */
+  fileMustExist?: boolean
+  /** How long to wait for another connection's lock, in ms. Default 5000. */
+  timeout?: number
+  /** Use WAL journal mode for a file database. Default true. */
+  wal?: boolean
+  /** Durability of commits: NORMAL (default with WAL) or FULL (survives power loss). */
+  synchronous?: 'NORMAL' | 'FULL'
+}
+
+export interface StoreOptions {
+  /** Table the sessions are kept in; any non-empty name, quoted safely. Default "Sessions". */
+  tableName?: string
+  /** WAL journal mode for a file the store opens. Default true. */
+  wal?: boolean
+  /** Options for the database the store opens. */
+  databaseOptions?: DatabaseOptions
+  /** Lifetime in seconds when the cookie sets none, or a function of the session. Default 86400. */
+  ttl?: number | ((session: SessionData) => number)
+  /** A touch within this many seconds of the last write answers 'OK' without writing. Default 0. */
+  touchAfter?: number
+  /** touch never writes. Default false. */
+  disableTouch?: boolean
+  /** Absolute lifetime in seconds since creation; touch cannot extend past it. Default none. */
+  maxLifetime?: number
+  /** Larger serialized sessions are refused with ERR_SESSION_TOO_LARGE. Default 1 MiB. */
+  maxSessionBytes?: number
+  /** The user a session belongs to, stored in an indexed column. Default none. */
+  userKey?: (session: SessionData) => string | number | null | undefined
+  /** Durability of commits for a database the store opens. */
+  synchronous?: 'NORMAL' | 'FULL'
+}
+
+/** An error from the store: SQLite's code name (SQLITE_BUSY, ...) or one of ours (ERR_...). */
+export interface StoreError extends Error {
+  code: string
+}
+
+/** An SQLite database that one or several stores can share. */
+export declare class Database {
+  constructor(database: string | Buffer | Uint8Array, options?: DatabaseOptions)
+  readonly name: string
+  readonly memory: boolean
+  readonly readonly: boolean
+  readonly open: boolean
+  /** The whole database as a serialized SQLite image. */
+  serialize(): Buffer
+  /** Finishes queued writes, checkpoints and closes. Idempotent. */
+  close(): void
+}
+
+export declare class SQLiteStore extends Store {
+  constructor(database: StoreDatabase, storeOptions?: StoreOptions)
+  readonly tableName: string
+  readonly database: Database
+
+  get(sid: string, callback: (error: unknown, session?: SessionData | null) => void): void
+  get(sid: string): Promise<SessionData | null>
+
+  set(sid: string, session: SessionData, callback: ErrorOnlyCallback): void
+  set(sid: string, session: SessionData): Promise<void>
+
+  destroy(sid: string, callback: (error: unknown, count?: number) => void): void
+  destroy(sid: string): Promise<number>
+
+  touch(sid: string, session: SessionData, callback: (error: unknown, result?: 'OK' | 'EXPIRED') => void): void
+  touch(sid: string, session: SessionData): Promise<'OK' | 'EXPIRED'>
+
+  all(callback: (error: unknown, sessions?: SessionDataWithId[]) => void): void
+  all(): Promise<SessionDataWithId[]>
+
+  ids(callback: (error: unknown, ids?: string[]) => void): void
+  ids(): Promise<string[]>
+
+  length(callback: (error: unknown, length?: number) => void): void
+  length(): Promise<number>
+
+  clear(callback: (error: unknown, count?: number) => void): void
+  clear(): Promise<number>
+
+  close(callback: ErrorOnlyCallback): void
+  close(): Promise<void>
+}
+
+export default SQLiteStore

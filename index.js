@@ -1,0 +1,286 @@
+'use strict'
+
+// SQLiteStore: express-session's Store over SQLite. This file validates arguments,
+// computes expiry and serializes sessions; everything that touches SQLite is native.
+
+const { Store } = require('express-session')
+
+const { Database, kCore, isBetterSqlite3 } = require('./lib/database')
+const { Op } = require('./lib/core')
+const { storeOptions, isPlainObject, typeError } = require('./lib/options')
+const { callbackOrPromise } = require('./lib/callbacks')
+const { storeError, closedError } = require('./lib/errors')
+const { expiryMs } = require('./lib/ttl')
+
+const MAX_SID_LENGTH = 4096
+const LONE_SURROGATE = /\p{Surrogate}/u
+
+function invalidSid(sid) {
+  if (typeof sid !== 'string' || sid.length === 0) {
+    return storeError('ERR_INVALID_SID', 'the session id must be a non-empty string', TypeError)
+  }
+  if (sid.length > MAX_SID_LENGTH) {
+    return storeError('ERR_INVALID_SID', `the session id is longer than ${MAX_SID_LENGTH} characters`, TypeError)
+  }
+  // Lone surrogates cannot be stored as text: two different ids would collide.
+  if (LONE_SURROGATE.test(sid)) {
+    return storeError('ERR_INVALID_SID', 'the session id contains an unpaired UTF-16 surrogate', TypeError)
+  }
+  return undefined
+}
+
+/** What express-session can use: a JSON object with a cookie object in it. */
+function parseSession(json) {
+  let session
+  try {
+    session = JSON.parse(json)
+  } catch {
+    return undefined
+  }
+  return isPlainObject(session) && isPlainObject(session.cookie) ? session : undefined
+}
+
+/** Opens (or adopts) the Database a store works on; says whether the store owns it. */
+function databaseFor(database, options) {
+  if (database instanceof Database) return { db: database, owned: false }
+  if (isBetterSqlite3(database)) {
+    if (database.memory) {
+      throw typeError('an in-memory better-sqlite3 database cannot be shared: pass ":memory:" or a Buffer instead')
+    }
+    if (database.open === false) throw typeError('the better-sqlite3 database is closed')
+    // The same file through our own connections; its journal mode is left as the app set it.
+    const db = new Database(database.name, {
+      ...options.databaseOptions,
+      readonly: database.readonly,
+      fileMustExist: true,
+      wal: false,
+    })
+    return { db, owned: true }
+  }
+  const db = new Database(database, { ...options.databaseOptions, wal: options.wal, synchronous: options.synchronous })
+  return { db, owned: true }
+}
+
+class SQLiteStore extends Store {
+  #db
+  #ownsDb
+  #core
+  #table
+  #options
+  #closed = false
+
+  /**
+   * @param {string | Buffer | Database | object} database a path, ":memory:", a serialized
+   *   database, a Database of this package, or a better-sqlite3 Database (file-backed)
+   * @param {object} [options] see README: tableName, wal, databaseOptions, ttl, ...
+   */
+  constructor(database, options) {
+    super()
+    const opts = storeOptions(options)
+    const { db, owned } = databaseFor(database, opts)
+    this.#db = db
+    this.#ownsDb = owned
+    this.#core = db[kCore]
+    this.#options = opts
+    const defaultTtlMs = typeof opts.ttl === 'number' ? opts.ttl * 1000 : 86400 * 1000
+    const maxLifetimeMs = opts.maxLifetime === undefined ? null : Math.round(opts.maxLifetime * 1000)
+    try {
+      this.#table = this.#core.openTable(opts.tableName, true, defaultTtlMs, maxLifetimeMs)
+    } catch (error) {
+      if (owned) db.close()
+      throw error
+    }
+    process.nextTick(() => this.emit('connect'))
+  }
+
+  /** The table sessions are kept in. */
+  get tableName() {
+    return this.#options.tableName
+  }
+
+  /** The Database this store works on. */
+  get database() {
+    return this.#db
+  }
+
+  #usable(done) {
+    if (!this.#closed) return true
+    this.#core.defer(done, closedError())
+    return false
+  }
+
+  #usableWith(done, sid) {
+    if (!this.#usable(done)) return false
+    const error = invalidSid(sid)
+    if (error) this.#core.defer(done, error)
+    return error === undefined
+  }
+
+  #bulk(done, op, adapt) {
+    if (!this.#usable(done)) return
+    this.#core.queue((error, value) => (error ? done(error) : done(undefined, adapt(value))), this.#table, op)
+  }
+
+  get(sid, callback) {
+    return callbackOrPromise(callback, (done) => {
+      if (!this.#usableWith(done, sid)) return
+      let json
+      try {
+        json = this.#core.get(this.#table, sid)
+      } catch (error) {
+        return this.#core.defer(done, error)
+      }
+      if (json === null) return this.#core.defer(done, undefined, null)
+      const session = parseSession(json)
+      if (session === undefined) {
+        // express-session would crash on this row: drop it and report no session.
+        return this.#core.write((error) => done(error, null), this.#table, Op.DESTROY, sid)
+      }
+      this.#core.defer(done, undefined, session)
+    })
+  }
+
+  set(sid, session, callback) {
+    return callbackOrPromise(callback, (done) => {
+      if (!this.#usableWith(done, sid)) return
+      if (!isPlainObject(session)) {
+        return this.#core.defer(done, storeError('ERR_INVALID_SESSION', 'the session must be an object', TypeError))
+      }
+      let json, expires, key
+      const now = Date.now()
+      try {
+        expires = expiryMs(session, now, this.#options.ttl)
+        json = serialize(session, this.#options.maxSessionBytes)
+        key = this.#userKey(session)
+      } catch (error) {
+        return this.#core.defer(done, error)
+      }
+      const finish = (error) => done(error)
+      if (expires <= now) return this.#core.write(finish, this.#table, Op.DESTROY, sid)
+      this.#core.write(finish, this.#table, Op.SET, sid, json, expires, key)
+    })
+  }
+
+  #userKey(session) {
+    if (this.#options.userKey === undefined) return null
+    const key = this.#options.userKey(session)
+    if (key === null || key === undefined) return null
+    if (typeof key === 'number' && Number.isFinite(key)) return String(key)
+    if (typeof key === 'string') return key
+    throw storeError('ERR_INVALID_USER_KEY', 'userKey must return a string, a finite number, null or undefined', TypeError)
+  }
+
+  destroy(sid, callback) {
+    return callbackOrPromise(callback, (done) => {
+      if (!this.#usableWith(done, sid)) return
+      this.#core.write(done, this.#table, Op.DESTROY, sid)
+    })
+  }
+
+  touch(sid, session, callback) {
+    return callbackOrPromise(callback, (done) => {
+      if (!this.#usableWith(done, sid)) return
+      if (!isPlainObject(session)) {
+        return this.#core.defer(done, storeError('ERR_INVALID_SESSION', 'the session must be an object', TypeError))
+      }
+      const now = Date.now()
+      let expires
+      try {
+        expires = expiryMs(session, now, this.#options.ttl)
+        if (this.#options.disableTouch || this.#options.touchAfter > 0) {
+          const lastWrite = this.#core.lastWrite(this.#table, sid)
+          if (lastWrite === null) return this.#core.defer(done, undefined, 'EXPIRED')
+          if (this.#options.disableTouch || now - lastWrite < this.#options.touchAfter * 1000) {
+            return this.#core.defer(done, undefined, 'OK')
+          }
+        }
+      } catch (error) {
+        return this.#core.defer(done, error)
+      }
+      this.#core.write(
+        (error, changed) => (error ? done(error) : done(undefined, changed > 0 ? 'OK' : 'EXPIRED')),
+        this.#table,
+        Op.TOUCH,
+        sid,
+        null,
+        expires,
+      )
+    })
+  }
+
+  all(callback) {
+    return callbackOrPromise(callback, (done) =>
+      this.#bulk(done, Op.ALL, (pairs) => {
+        const sessions = []
+        for (let i = 0; i < pairs.length; i += 2) {
+          const session = parseSession(pairs[i + 1])
+          if (session !== undefined) sessions.push(Object.assign(session, { id: pairs[i] }))
+        }
+        return sessions
+      }),
+    )
+  }
+
+  ids(callback) {
+    return callbackOrPromise(callback, (done) => this.#bulk(done, Op.IDS, (ids) => ids))
+  }
+
+  length(callback) {
+    return callbackOrPromise(callback, (done) => this.#bulk(done, Op.LENGTH, (count) => count))
+  }
+
+  clear(callback) {
+    return callbackOrPromise(callback, (done) => {
+      if (!this.#usable(done)) return
+      this.#core.write(done, this.#table, Op.CLEAR)
+    })
+  }
+
+  /**
+   * Stops the store. Writes already queued still complete. Closes the database only
+   * if the store opened it. Idempotent; later calls of any method get ERR_STORE_CLOSED.
+   */
+  close(callback) {
+    const wasOpen = !this.#closed
+    this.#closed = true
+    let failure
+    if (wasOpen && this.#ownsDb) {
+      try {
+        this.#db.close()
+      } catch (error) {
+        failure = error
+      }
+    }
+    if (wasOpen) process.nextTick(() => this.emit('disconnect'))
+    if (typeof callback === 'function') process.nextTick(() => callback(failure))
+    else if (callback === undefined && failure !== undefined) {
+      const promise = Promise.reject(failure)
+      promise.catch(() => {})
+      return promise
+    }
+    return callback === undefined ? Promise.resolve() : undefined
+  }
+}
+
+function serialize(session, maxBytes) {
+  let json
+  try {
+    json = JSON.stringify(session)
+  } catch (cause) {
+    const error = storeError(
+      'ERR_INVALID_SESSION',
+      'the session cannot be serialized to JSON (a circular reference, a BigInt, or a getter or toJSON that threw)',
+      TypeError,
+    )
+    error.cause = cause
+    throw error
+  }
+  // Each UTF-16 unit is at most 3 UTF-8 bytes: count exactly only when it could matter.
+  if (json.length * 3 > maxBytes && Buffer.byteLength(json) > maxBytes) {
+    throw storeError('ERR_SESSION_TOO_LARGE', `the session is larger than maxSessionBytes (${maxBytes} bytes)`, RangeError)
+  }
+  return json
+}
+
+module.exports = { SQLiteStore, Database }
+module.exports.default = SQLiteStore

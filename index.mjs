@@ -1,0 +1,4 @@
+import cjs from './index.js'
+
+export const { SQLiteStore, Database } = cjs
+export default SQLiteStore

@@ -1,0 +1,145 @@
+'use strict'
+
+// The JS side of one open database: runs reads and quiet-time writes on this thread,
+// queues the rest to the native writer thread, and calls every completion exactly once,
+// always after the method that started it has returned.
+
+const { NativeDatabase } = require('../binding.js')
+const { fromFailure, closedError } = require('./errors')
+const { rethrowLater } = require('./callbacks')
+
+/** Operation codes understood by the native layer (src/node.rs). */
+const Op = Object.freeze({
+  SET: 1,
+  TOUCH: 2,
+  DESTROY: 3,
+  CLEAR: 4,
+  LENGTH: 5,
+  IDS: 6,
+  ALL: 7,
+  IDS_BY_USER: 8,
+  DESTROY_BY_USER: 9,
+})
+
+class Core {
+  #native
+  /** ticket -> completion, for work queued to the writer thread */
+  #queued = new Map()
+  #nextTicket = 1
+  /** completions of work done on this thread, flat: [done, error, value, ...] */
+  #ready = []
+  #flushScheduled = false
+  #closed = false
+
+  /** `location`: a path, a Buffer image, or null for a private in-memory database. */
+  constructor(location, options) {
+    this.#native = new NativeDatabase(location, options, (tickets, outcomes) => this.#complete(tickets, outcomes))
+  }
+
+  get closed() {
+    return this.#closed
+  }
+
+  get memory() {
+    return this.#native.memory
+  }
+
+  openTable(name, createTable, defaultTtlMs, maxLifetimeMs) {
+    return this.#native.openTable(name, createTable, defaultTtlMs, maxLifetimeMs)
+  }
+
+  /** Point reads run here: a read costs a few µs, a trip to another thread far more. */
+  get(table, sid) {
+    if (this.#closed) throw closedError()
+    return this.#native.get(table, sid)
+  }
+
+  lastWrite(table, sid) {
+    if (this.#closed) throw closedError()
+    return this.#native.lastWrite(table, sid)
+  }
+
+  /**
+   * A change. When nothing else is outstanding it runs here at once (a lone write
+   * gains nothing from a thread hop); otherwise, or if another connection holds the
+   * lock, it joins the writer thread's queue and commits with whatever arrives with it.
+   */
+  write(done, table, op, sid, data, expires, key) {
+    if (this.#closed) return this.defer(done, closedError())
+    if (this.#queued.size === 0 && this.#ready.length === 0) {
+      let value
+      try {
+        value = this.#native.run(table, op, sid, data, expires, key)
+      } catch (error) {
+        if (error.code !== 'SQLITE_BUSY') return this.defer(done, error)
+        return this.queue(done, table, op, sid, data, expires, key)
+      }
+      return this.defer(done, undefined, value)
+    }
+    return this.queue(done, table, op, sid, data, expires, key)
+  }
+
+  /** Work for the writer thread (bulk reads always go there, in order with writes). */
+  queue(done, table, op, sid, data, expires, key) {
+    if (this.#closed) return this.defer(done, closedError())
+    const ticket = this.#nextTicket
+    this.#nextTicket = ticket >= 0xfffffff0 ? 1 : ticket + 1
+    try {
+      this.#native.submit(ticket, table, op, sid, data, expires, key)
+    } catch (error) {
+      return this.defer(done, error)
+    }
+    if (this.#queued.size === 0) this.#native.keepAlive(true)
+    this.#queued.set(ticket, done)
+  }
+
+  /** Calls `done(error, value)` after the current call stack, batched per tick. */
+  defer(done, error, value) {
+    this.#ready.push(done, error, value)
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true
+      setImmediate(this.#flush)
+    }
+  }
+
+  #flush = () => {
+    this.#flushScheduled = false
+    const ready = this.#ready
+    this.#ready = []
+    for (let i = 0; i < ready.length; i += 3) invoke(ready[i], ready[i + 1], ready[i + 2])
+  }
+
+  #complete(tickets, outcomes) {
+    for (let i = 0; i < tickets.length; i++) {
+      const done = this.#queued.get(tickets[i])
+      if (done === undefined) continue
+      this.#queued.delete(tickets[i])
+      const outcome = outcomes[i]
+      if (outcome !== null && typeof outcome === 'object' && !Array.isArray(outcome)) invoke(done, fromFailure(outcome))
+      else invoke(done, undefined, outcome)
+    }
+    if (this.#queued.size === 0) this.#native.keepAlive(false)
+  }
+
+  serialize() {
+    if (this.#closed) throw closedError()
+    return this.#native.serialize()
+  }
+
+  /** Runs what is queued, checkpoints and closes. Queued completions still arrive. */
+  close() {
+    if (this.#closed) return
+    this.#closed = true
+    this.#native.close()
+  }
+}
+
+function invoke(done, error, value) {
+  try {
+    done(error, value)
+  } catch (thrown) {
+    rethrowLater(thrown)
+  }
+}
+
+module.exports = { Core, Op }

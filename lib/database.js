@@ -1,0 +1,86 @@
+'use strict'
+
+// The public `Database`: one SQLite database that one or several stores use (for
+// example two session tables in one file). A store closes only a Database it opened.
+
+const { Core } = require('./core')
+const { databaseOptions, typeError } = require('./options')
+
+const kCore = Symbol('express-sqlite-native.core')
+
+/** Where the database lives, for the native layer: a path, an image, or null (memory). */
+function locationOf(database) {
+  if (typeof database === 'string') {
+    if (database.length === 0) throw typeError('database must be a non-empty path, ":memory:", a Buffer or a Database')
+    if (database.includes('\0')) throw typeError('database path must not contain NUL characters')
+    return database === ':memory:' ? null : database
+  }
+  if (database instanceof Uint8Array) return Buffer.from(database.buffer, database.byteOffset, database.byteLength)
+  throw typeError('database must be a file path, ":memory:", a Buffer or a Database')
+}
+
+class Database {
+  #name
+  #readonly
+
+  /**
+   * @param {string | Buffer} database a file path, ":memory:", or a serialized database
+   * @param {object} [options] readonly, fileMustExist, timeout (ms), wal, synchronous
+   */
+  constructor(database, options) {
+    const location = locationOf(database)
+    const opts = databaseOptions(options)
+    this.#name = typeof database === 'string' ? database : ':memory:'
+    this.#readonly = opts.readonly
+    const walForFile = location !== null && typeof location === 'string' && opts.wal
+    Object.defineProperty(this, kCore, {
+      value: new Core(location, {
+        readonly: opts.readonly,
+        fileMustExist: opts.fileMustExist,
+        timeout: opts.timeout,
+        wal: walForFile,
+        synchronous: opts.synchronous,
+      }),
+    })
+  }
+
+  get name() {
+    return this.#name
+  }
+
+  get memory() {
+    return this[kCore].memory
+  }
+
+  get readonly() {
+    return this.#readonly
+  }
+
+  get open() {
+    return !this[kCore].closed
+  }
+
+  /** The whole database as a Buffer (a serialized SQLite image). */
+  serialize() {
+    return this[kCore].serialize()
+  }
+
+  /** Finishes queued writes, checkpoints and closes. Closing twice does nothing. */
+  close() {
+    this[kCore].close()
+  }
+}
+
+/** A better-sqlite3 Database, recognised by its shape rather than by `instanceof`. */
+function isBetterSqlite3(value) {
+  return (
+    value !== null &&
+    typeof value === 'object' &&
+    typeof value.prepare === 'function' &&
+    typeof value.pragma === 'function' &&
+    typeof value.name === 'string' &&
+    typeof value.memory === 'boolean'
+  )
+}
+
+module.exports = { Database, kCore, isBetterSqlite3 }

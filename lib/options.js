@@ -1,0 +1,94 @@
+'use strict'
+
+// Validation of every option the store and the database take. Each option is checked
+// by one line in a table; anything of the wrong type or not in the table is a TypeError
+// naming it, before any file is touched.
+
+const { storeError } = require('./errors')
+
+const typeError = (message) => storeError('ERR_INVALID_ARG_TYPE', message, TypeError)
+
+const isPlainObject = (value) =>
+  value !== null && typeof value === 'object' && !Array.isArray(value) && !Buffer.isBuffer(value)
+
+const check = {
+  boolean: (value) => typeof value === 'boolean' || 'a boolean',
+  nonEmptyString: (value) => (typeof value === 'string' && value.length > 0) || 'a non-empty string',
+  nonNegativeInteger: (value) => (Number.isSafeInteger(value) && value >= 0) || 'a non-negative integer',
+  positiveSeconds: (value) => (typeof value === 'number' && Number.isFinite(value) && value > 0) || 'a positive number of seconds',
+  nonNegativeSeconds: (value) => (typeof value === 'number' && Number.isFinite(value) && value >= 0) || 'a non-negative number of seconds',
+  ttl: (value) =>
+    typeof value === 'function' ||
+    (typeof value === 'number' && Number.isFinite(value) && value > 0) ||
+    'a positive number of seconds or a function (session) => seconds',
+  positiveInteger: (value) => (Number.isSafeInteger(value) && value > 0) || 'a positive integer',
+  function: (value) => typeof value === 'function' || 'a function',
+  synchronous: (value) => value === 'NORMAL' || value === 'FULL' || "'NORMAL' or 'FULL'",
+  databaseOptions: (value) => isPlainObject(value) || 'an object',
+}
+
+const DATABASE_OPTIONS = {
+  readonly: check.boolean,
+  fileMustExist: check.boolean,
+  timeout: check.nonNegativeInteger,
+  wal: check.boolean,
+  synchronous: check.synchronous,
+}
+
+const STORE_OPTIONS = {
+  tableName: check.nonEmptyString,
+  wal: check.boolean,
+  databaseOptions: check.databaseOptions,
+  ttl: check.ttl,
+  touchAfter: check.nonNegativeSeconds,
+  disableTouch: check.boolean,
+  maxLifetime: check.positiveSeconds,
+  maxSessionBytes: check.positiveInteger,
+  userKey: check.function,
+  synchronous: check.synchronous,
+}
+
+function validate(input, rules, what) {
+  if (input === undefined) return {}
+  if (!isPlainObject(input)) throw typeError(`${what} must be an object`)
+  for (const [name, value] of Object.entries(input)) {
+    const rule = rules[name]
+    if (rule === undefined) throw typeError(`${what}: unknown option "${name}"`)
+    if (value === undefined) continue
+    const verdict = rule(value)
+    if (verdict !== true) throw typeError(`${what}.${name} must be ${verdict}`)
+  }
+  return input
+}
+
+/** 1 MiB: far above any real session (express-session's own are well under 4 KB). */
+const DEFAULT_MAX_SESSION_BYTES = 1024 * 1024
+
+function databaseOptions(input) {
+  const options = validate(input, DATABASE_OPTIONS, 'databaseOptions')
+  return {
+    readonly: options.readonly ?? false,
+    fileMustExist: options.fileMustExist ?? false,
+    timeout: options.timeout ?? 5000,
+    wal: options.wal ?? true,
+    synchronous: options.synchronous,
+  }
+}
+
+function storeOptions(input) {
+  const options = validate(input, STORE_OPTIONS, 'storeOptions')
+  return {
+    tableName: options.tableName ?? 'Sessions',
+    wal: options.wal ?? true,
+    databaseOptions: options.databaseOptions,
+    ttl: options.ttl ?? 86400,
+    touchAfter: options.touchAfter ?? 0,
+    disableTouch: options.disableTouch ?? false,
+    maxLifetime: options.maxLifetime,
+    maxSessionBytes: options.maxSessionBytes ?? DEFAULT_MAX_SESSION_BYTES,
+    userKey: options.userKey,
+    synchronous: options.synchronous,
+  }
+}
+
+module.exports = { databaseOptions, storeOptions, isPlainObject, typeError, DEFAULT_MAX_SESSION_BYTES }

@@ -1,0 +1,236 @@
+//! The Node-API layer: argument decoding, one error mapping, and the thread-safe
+//! function that carries the writer thread's results back to JS. No store logic here.
+
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi_derive::napi;
+use std::sync::{Arc, Mutex};
+
+use crate::database::{Database, TableOptions};
+use crate::error::StoreError;
+use crate::open::{Location, OpenOptions, Synchronous};
+use crate::ops::{Op, Outcome};
+use crate::worker::{Completion, CompletionSink};
+
+/// A JS error code: SQLite's code name or one of ours, becomes `err.code` in JS.
+pub struct ErrorCode(String);
+
+impl AsRef<str> for ErrorCode {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<Status> for ErrorCode {
+    fn from(status: Status) -> Self {
+        ErrorCode(status.as_ref().to_string())
+    }
+}
+
+
+fn to_js(error: StoreError) -> Error<ErrorCode> {
+    Error::new(ErrorCode(error.code), error.message)
+}
+
+/// A failed operation, as the completion callback sees it (JS turns it into an Error).
+#[napi(object)]
+pub struct Failure {
+    pub code: String,
+    pub message: String,
+}
+
+type JsOutcome = Either3<i64, Vec<String>, Failure>;
+type CompletionArgs = FnArgs<(Vec<u32>, Vec<JsOutcome>)>;
+type CompletionFn = ThreadsafeFunction<Vec<Completion>, Unknown<'static>, CompletionArgs, Status, false, true>;
+
+fn outcome_to_js(result: crate::error::StoreResult<Outcome>) -> JsOutcome {
+    match result {
+        Ok(Outcome::Count(n)) => Either3::A(n),
+        Ok(Outcome::Strings(strings)) => Either3::B(strings),
+        Err(e) => Either3::C(Failure { code: e.code, message: e.message }),
+    }
+}
+
+/// Shared by the writer thread (which calls it) and the JS thread (which refs and
+/// unrefs it); napi-rs 3 offers no clone of a thread-safe function, hence the Mutex.
+type SharedCompletionFn = Arc<Mutex<CompletionFn>>;
+
+struct JsSink(SharedCompletionFn);
+
+impl CompletionSink for JsSink {
+    fn deliver(&self, completions: Vec<Completion>) {
+        let completions_fn = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Non-blocking: the queue is unbounded, so this never waits on the JS thread.
+        completions_fn.call(completions, ThreadsafeFunctionCallMode::NonBlocking);
+    }
+}
+
+/// Operation codes shared with index.js.
+fn decode_op(op: u32, sid: Option<String>, data: Option<String>, expires: Option<i64>, key: Option<String>) -> Result<Op, ErrorCode> {
+    let need_sid = || sid.clone().ok_or_else(|| to_js(StoreError::new("ERR_INTERNAL", "operation needs a sid")));
+    let expires = || expires.ok_or_else(|| to_js(StoreError::new("ERR_INTERNAL", "operation needs an expiry")));
+    Ok(match op {
+        1 => Op::Set {
+            sid: need_sid()?,
+            data: data.clone().ok_or_else(|| to_js(StoreError::new("ERR_INTERNAL", "set needs data")))?,
+            expires: expires()?,
+            user_key: key,
+        },
+        2 => Op::Touch { sid: need_sid()?, expires: expires()? },
+        3 => Op::Destroy { sid: need_sid()? },
+        4 => Op::Clear,
+        5 => Op::Length,
+        6 => Op::Ids,
+        7 => Op::All,
+        8 => Op::IdsByUser { key: key.ok_or_else(|| to_js(StoreError::new("ERR_INTERNAL", "needs a user key")))? },
+        9 => Op::DestroyByUser {
+            key: key.ok_or_else(|| to_js(StoreError::new("ERR_INTERNAL", "needs a user key")))?,
+            except: sid.clone(),
+        },
+        _ => return Err(to_js(StoreError::new("ERR_INTERNAL", format!("unknown operation {op}")))),
+    })
+}
+
+fn outcome_value(outcome: Outcome) -> Either<i64, Vec<String>> {
+    match outcome {
+        Outcome::Count(n) => Either::A(n),
+        Outcome::Strings(s) => Either::B(s),
+    }
+}
+
+#[napi(object)]
+pub struct NativeOpenOptions {
+    pub readonly: bool,
+    pub file_must_exist: bool,
+    pub timeout: u32,
+    pub wal: bool,
+    /// "NORMAL" or "FULL"; default NORMAL with WAL, FULL without.
+    pub synchronous: Option<String>,
+}
+
+#[napi]
+pub struct NativeDatabase {
+    db: Database,
+    completions: SharedCompletionFn,
+}
+
+#[napi]
+impl NativeDatabase {
+    /// `location`: a file path, a serialized image (Buffer), or null for a private
+    /// in-memory database. `onComplete(tickets, outcomes)` receives queued results.
+    #[napi(constructor, catch_unwind)]
+    pub fn new(
+        location: Option<Either<String, Buffer>>,
+        options: NativeOpenOptions,
+        #[napi(ts_arg_type = "(tickets: number[], outcomes: Array<number | string[] | { code: string; message: string }>) => void")]
+        on_complete: Function<'_, CompletionArgs, Unknown<'static>>,
+    ) -> Result<Self, ErrorCode> {
+        let location = match location {
+            None => Location::Memory(None),
+            Some(Either::A(path)) => Location::File(path.into()),
+            Some(Either::B(image)) => Location::Memory(Some(image.to_vec())),
+        };
+        let synchronous = match options.synchronous.as_deref() {
+            None => None,
+            Some("NORMAL") => Some(Synchronous::Normal),
+            Some("FULL") => Some(Synchronous::Full),
+            Some(other) => return Err(to_js(StoreError::new("ERR_INVALID_ARG_VALUE", format!("unknown synchronous mode {other}")))),
+        };
+        let open_options = OpenOptions {
+            readonly: options.readonly,
+            file_must_exist: options.file_must_exist,
+            busy_timeout_ms: options.timeout,
+            wal: options.wal,
+            synchronous,
+        };
+        let completions_fn: CompletionFn = on_complete
+            .build_threadsafe_function::<Vec<Completion>>()
+            .callee_handled::<false>()
+            .weak::<true>()
+            .build_callback(|ctx| {
+                let (tickets, outcomes): (Vec<u32>, Vec<JsOutcome>) =
+                    ctx.value.into_iter().map(|c| (c.ticket, outcome_to_js(c.result))).unzip();
+                Ok(FnArgs::from((tickets, outcomes)))
+            })
+            .map_err(|e| to_js(StoreError::new("ERR_INTERNAL", e.reason.clone())))?;
+        let completions = Arc::new(Mutex::new(completions_fn));
+        let sink = Box::new(JsSink(Arc::clone(&completions)));
+        let db = Database::open(location, open_options, sink).map_err(to_js)?;
+        Ok(NativeDatabase { db, completions })
+    }
+
+    #[napi(catch_unwind)]
+    pub fn open_table(&mut self, name: String, create_table: bool, default_ttl_ms: i64, max_lifetime_ms: Option<i64>) -> Result<u32, ErrorCode> {
+        self.db
+            .open_table(&TableOptions { name, create_table, default_ttl_ms, max_lifetime_ms })
+            .map_err(to_js)
+    }
+
+    /// The live session's JSON, or null.
+    #[napi(catch_unwind)]
+    pub fn get(&self, table: u32, sid: String) -> Result<Option<String>, ErrorCode> {
+        self.db.get(table, &sid).map_err(to_js)
+    }
+
+    /// When the live session was last written (epoch ms), or null when missing or expired.
+    #[napi(catch_unwind)]
+    pub fn last_write(&self, table: u32, sid: String) -> Result<Option<i64>, ErrorCode> {
+        self.db.last_write(table, &sid).map_err(to_js)
+    }
+
+    /// Runs an operation now on the JS thread; a lock held elsewhere throws SQLITE_BUSY at once.
+    #[napi(catch_unwind, ts_return_type = "number | string[]")]
+    pub fn run(
+        &self,
+        table: u32,
+        op: u32,
+        sid: Option<String>,
+        data: Option<String>,
+        expires: Option<i64>,
+        key: Option<String>,
+    ) -> Result<Either<i64, Vec<String>>, ErrorCode> {
+        let op = decode_op(op, sid, data, expires, key)?;
+        self.db.run_now(table, &op).map(outcome_value).map_err(to_js)
+    }
+
+    /// Queues an operation for the writer thread; the result arrives at onComplete.
+    #[napi(catch_unwind)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn submit(
+        &self,
+        ticket: u32,
+        table: u32,
+        op: u32,
+        sid: Option<String>,
+        data: Option<String>,
+        expires: Option<i64>,
+        key: Option<String>,
+    ) -> Result<(), ErrorCode> {
+        let op = decode_op(op, sid, data, expires, key)?;
+        self.db.submit(ticket, table, op).map_err(to_js)
+    }
+
+    /// Keeps Node alive while queued work is outstanding (true), or lets it exit (false).
+    #[napi(catch_unwind)]
+    #[allow(deprecated)]
+    pub fn keep_alive(&mut self, env: Env, active: bool) -> Result<(), ErrorCode> {
+        let mut completions = self.completions.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let result = if active { completions.refer(&env) } else { completions.unref(&env) };
+        result.map_err(|e| to_js(StoreError::new("ERR_INTERNAL", e.reason.clone())))
+    }
+
+    #[napi(catch_unwind)]
+    pub fn serialize(&self) -> Result<Buffer, ErrorCode> {
+        self.db.serialize().map(Buffer::from).map_err(to_js)
+    }
+
+    #[napi(getter, catch_unwind)]
+    pub fn memory(&self) -> bool {
+        self.db.is_memory()
+    }
+
+    #[napi(catch_unwind)]
+    pub fn close(&mut self) -> Result<(), ErrorCode> {
+        self.db.close().map_err(to_js)
+    }
+}
