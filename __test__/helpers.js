@@ -70,4 +70,25 @@ function runScript(source, { timeoutMs = 30_000 } = {}) {
   return { code: result.status, signal: result.signal, stdout: result.stdout, stderr: result.stderr }
 }
 
-module.exports = { tempDir, tempDb, sessionFor, callback, sleep, inspect, runScript }
+/**
+ * Holds the write lock of a database file from another process (locks between two
+ * SQLite libraries in one process do not see each other, so it must be a process).
+ * Resolves once the lock is held; `release()` commits and ends the process.
+ */
+function holdWriteLock(file) {
+  const { spawn } = require('node:child_process')
+  const source = `
+    const db = new (require('better-sqlite3'))(${JSON.stringify(file)}, { timeout: 10000 })
+    db.exec('BEGIN IMMEDIATE')
+    process.stdout.write('locked\\n')
+    process.stdin.on('data', () => { db.exec('COMMIT'); db.close(); process.exit(0) })
+  `
+  const child = spawn(process.execPath, ['-e', source], { cwd: path.join(__dirname, '..'), stdio: ['pipe', 'pipe', 'inherit'] })
+  const exited = new Promise((resolve) => child.on('exit', resolve))
+  return new Promise((resolve, reject) => {
+    child.stdout.once('data', () => resolve({ release: () => (child.stdin.write('go\n'), exited) }))
+    child.once('exit', (code) => reject(new Error(`lock holder exited early with ${code}`)))
+  })
+}
+
+module.exports = { holdWriteLock, tempDir, tempDb, sessionFor, callback, sleep, inspect, runScript }

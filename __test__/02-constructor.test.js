@@ -1,0 +1,210 @@
+'use strict'
+
+// Every way to construct a store, every option's default, and every bad option.
+
+const test = require('node:test')
+const assert = require('node:assert/strict')
+const fs = require('node:fs')
+const path = require('node:path')
+const BetterSqlite3 = require('better-sqlite3')
+const { SQLiteStore, Database } = require('..')
+const { tempDir, tempDb, sessionFor, inspect, holdWriteLock } = require('./helpers')
+
+test('a path: missing directories are created, defaults are Sessions, WAL, 1 day ttl', async () => {
+  const file = path.join(tempDir(), 'deep', 'er', 'sessions.db')
+  const store = new SQLiteStore(file)
+  assert.equal(store.tableName, 'Sessions')
+  await store.set('s', { cookie: {}, user: 1 })
+  const db = inspect(file)
+  assert.equal(db.get('PRAGMA journal_mode').journal_mode, 'wal')
+  const row = db.get('SELECT expires, created FROM Sessions WHERE id = ?', 's')
+  const day = 86_400_000
+  assert.ok(Math.abs(row.expires - (row.created + day)) < 5, 'default ttl is 86400 s')
+  assert.equal(fs.statSync(file).mode & 0o777, 0o600)
+  db.close()
+  store.close()
+})
+
+test('wal: false leaves a new file in rollback-journal mode', async () => {
+  const file = tempDb()
+  const store = new SQLiteStore(file, { wal: false })
+  await store.set('s', sessionFor(1))
+  store.close()
+  const db = inspect(file)
+  assert.equal(db.get('PRAGMA journal_mode').journal_mode, 'delete')
+  db.close()
+})
+
+test('fileMustExist: a missing file is an Error with SQLITE_CANTOPEN and nothing is created', () => {
+  const dir = path.join(tempDir(), 'not-there')
+  assert.throws(() => new SQLiteStore(path.join(dir, 'x.db'), { databaseOptions: { fileMustExist: true } }), {
+    code: 'SQLITE_CANTOPEN',
+    message: /does not exist/,
+  })
+  assert.equal(fs.existsSync(dir), false)
+})
+
+test('":memory:" is a private in-memory database', async () => {
+  const a = new SQLiteStore(':memory:')
+  const b = new SQLiteStore(':memory:')
+  await a.set('s', sessionFor('a'))
+  assert.equal((await a.get('s')).user, 'a')
+  assert.equal(await b.get('s'), null)
+  assert.equal(a.database.memory, true)
+  a.close()
+  b.close()
+})
+
+test('a Buffer is opened in memory; serialize() gives one back', async () => {
+  const source = new SQLiteStore(':memory:')
+  await source.set('kept', sessionFor('kept'))
+  const image = source.database.serialize()
+  assert.ok(Buffer.isBuffer(image))
+  source.close()
+  const copy = new SQLiteStore(image)
+  assert.equal((await copy.get('kept')).user, 'kept')
+  await copy.set('more', sessionFor('more'))
+  assert.equal(await copy.length(), 2)
+  copy.close()
+  assert.throws(() => new SQLiteStore(Buffer.from('definitely not a database, just some bytes'.repeat(30))), {
+    code: 'SQLITE_NOTADB',
+  })
+})
+
+test('a file that is not SQLite is an Error with SQLITE_NOTADB', () => {
+  const file = tempDb()
+  fs.writeFileSync(file, Buffer.alloc(8192, 'x'))
+  assert.throws(() => new SQLiteStore(file), { code: 'SQLITE_NOTADB' })
+})
+
+test('a shared Database: two stores, two tables, one file; stores do not close it', async () => {
+  const file = tempDb()
+  const db = new Database(file)
+  const users = new SQLiteStore(db, { tableName: 'user_sessions' })
+  const admins = new SQLiteStore(db, { tableName: 'admin_sessions' })
+  await users.set('s', sessionFor('user'))
+  await admins.set('s', sessionFor('admin'))
+  assert.equal((await users.get('s')).user, 'user')
+  assert.equal((await admins.get('s')).user, 'admin')
+  users.close()
+  assert.equal(db.open, true, 'closing a store leaves a Database it did not open')
+  assert.equal((await admins.get('s')).user, 'admin')
+  admins.close()
+  db.close()
+  assert.equal(db.open, false)
+  const check = inspect(file)
+  const tables = check.all("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").map((r) => r.name)
+  assert.deepEqual(tables, ['admin_sessions', 'user_sessions'])
+  check.close()
+})
+
+test('a better-sqlite3 Database: the same file is used, its journal mode and readonly honoured', async () => {
+  const file = tempDb()
+  const handle = new BetterSqlite3(file)
+  const store = new SQLiteStore(handle)
+  await store.set('s', sessionFor('shared'))
+  const row = handle.prepare('SELECT data FROM Sessions WHERE id = ?').get('s')
+  assert.equal(JSON.parse(row.data).user, 'shared')
+  assert.equal(handle.pragma('journal_mode', { simple: true }), 'delete', 'journal mode left as the app set it')
+  store.close()
+  assert.equal(handle.open, true, 'the store never closes a handle it did not open')
+  handle.close()
+
+  const readonlyHandle = new BetterSqlite3(file, { readonly: true })
+  const readonlyStore = new SQLiteStore(readonlyHandle)
+  assert.equal((await readonlyStore.get('s')).user, 'shared')
+  await assert.rejects(readonlyStore.set('t', sessionFor('t')), { code: 'SQLITE_READONLY' })
+  readonlyStore.close()
+  readonlyHandle.close()
+
+  const memory = new BetterSqlite3(':memory:')
+  assert.throws(() => new SQLiteStore(memory), { name: 'TypeError', message: /in-memory better-sqlite3/ })
+  memory.close()
+})
+
+test('readonly: reads work, writes fail with SQLITE_READONLY, nothing crashes', async () => {
+  const file = tempDb()
+  const writer = new SQLiteStore(file)
+  await writer.set('s', sessionFor('r'))
+  writer.close()
+  const store = new SQLiteStore(file, { databaseOptions: { readonly: true } })
+  assert.equal((await store.get('s')).user, 'r')
+  assert.equal(await store.length(), 1)
+  for (const write of [
+    () => store.set('n', sessionFor('n')),
+    () => store.destroy('s'),
+    () => store.touch('s', sessionFor('r')),
+    () => store.clear(),
+  ]) {
+    await assert.rejects(write(), (error) => error instanceof Error && error.code === 'SQLITE_READONLY')
+  }
+  assert.equal((await store.get('s')).user, 'r')
+  store.close()
+})
+
+test('table names with quotes, spaces and SQL are quoted, never injected', async () => {
+  const file = tempDb()
+  const victim = new SQLiteStore(file, { tableName: 'victim' })
+  await victim.set('keep', sessionFor('keep'))
+  for (const tableName of ['x"; DROP TABLE victim; --', "it's", 'with space', 'select', '"']) {
+    const store = new SQLiteStore(file, { tableName })
+    await store.set('s', sessionFor(tableName))
+    assert.equal((await store.get('s')).user, tableName)
+    assert.equal(await store.length(), 1)
+    store.close()
+  }
+  assert.equal((await victim.get('keep')).user, 'keep')
+  victim.close()
+})
+
+test('unknown options and wrong types are TypeErrors naming them', () => {
+  const file = tempDb()
+  const cases = [
+    [{ tablename: 'x' }, /unknown option "tablename"/],
+    [{ tableName: '' }, /tableName/],
+    [{ tableName: 5 }, /tableName/],
+    [{ wal: 'yes' }, /wal/],
+    [{ ttl: -1 }, /ttl/],
+    [{ ttl: 'long' }, /ttl/],
+    [{ databaseOptions: { timeout: -5 } }, /timeout/],
+    [{ databaseOptions: { verbose: console.log } }, /unknown option "verbose"/],
+    [{ databaseOptions: 'ro' }, /databaseOptions/],
+    [{ touchAfter: -1 }, /touchAfter/],
+    [{ userKey: 'id' }, /userKey/],
+    [[], /storeOptions must be an object/],
+    [null, /storeOptions must be an object/],
+  ]
+  for (const [options, message] of cases) {
+    assert.throws(() => new SQLiteStore(file, options), { name: 'TypeError', message }, JSON.stringify(options))
+  }
+  for (const database of [undefined, null, 42, '', {}, [], () => {}]) {
+    assert.throws(() => new SQLiteStore(database), { name: 'TypeError' }, String(database))
+  }
+})
+
+test('the store emits connect after the constructor returns, and disconnect on close', async () => {
+  const store = new SQLiteStore(tempDb())
+  const events = []
+  store.on('connect', () => events.push('connect'))
+  store.on('disconnect', () => events.push('disconnect'))
+  await new Promise((resolve) => setImmediate(resolve))
+  store.close()
+  await new Promise((resolve) => setImmediate(resolve))
+  assert.deepEqual(events, ['connect', 'disconnect'])
+})
+
+test('busy timeout: a lock held past it gives SQLITE_BUSY, within it the write waits and succeeds', async () => {
+  const file = tempDb()
+  const store = new SQLiteStore(file, { databaseOptions: { timeout: 100 } })
+  await store.set('a', sessionFor('a'))
+  const locker = await holdWriteLock(file)
+  const started = Date.now()
+  await assert.rejects(store.set('b', sessionFor('b')), { code: 'SQLITE_BUSY' })
+  assert.ok(Date.now() - started >= 90, 'waited for the timeout first')
+  assert.equal((await store.get('a')).user, 'a', 'reads keep working under a write lock')
+  const waiting = store.set('c', sessionFor('c'))
+  setTimeout(() => locker.release(), 30)
+  await waiting
+  assert.equal((await store.get('c')).user, 'c', 'the store keeps working once the lock is gone')
+  store.close()
+})
