@@ -30,32 +30,42 @@ function callback(fn) {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
-/** Opens the file with another SQLite driver, to look at rows as they really are. */
+/**
+ * Looks at the file through another SQLite library (node:sqlite where the runtime has
+ * it, else better-sqlite3) in a child process. Never in this process: two SQLite
+ * libraries in one process do not see each other's POSIX locks, and the other one
+ * closing its file would drop our locks and could delete our WAL.
+ */
 function inspect(file) {
-  let sqlite
-  try {
-    sqlite = require('node:sqlite')
-  } catch {
-    sqlite = null
-  }
-  if (sqlite && sqlite.DatabaseSync) {
-    const db = new sqlite.DatabaseSync(file)
-    return {
-      all: (sql, ...params) => db.prepare(sql).all(...params),
-      get: (sql, ...params) => db.prepare(sql).get(...params),
-      run: (sql, ...params) => db.prepare(sql).run(...params),
-      exec: (sql) => db.exec(sql),
-      close: () => db.close(),
+  const { spawnSync } = require('node:child_process')
+  const source = `
+    const [file, sql, params] = JSON.parse(process.argv[1])
+    let db
+    try {
+      const { DatabaseSync } = require('node:sqlite')
+      db = new DatabaseSync(file)
+    } catch {
+      db = new (require('better-sqlite3'))(file)
     }
+    const stmt = db.prepare(sql)
+    const reads = /^\\s*(SELECT|PRAGMA|WITH)/i.test(sql)
+    const out = reads ? stmt.all(...params) : stmt.run(...params)
+    db.close()
+    process.stdout.write(JSON.stringify(out, (k, v) => (typeof v === 'bigint' ? Number(v) : v)))
+  `
+  const query = (sql, params) => {
+    const result = spawnSync(process.execPath, ['--no-warnings', '-e', source, JSON.stringify([file, sql, params])], {
+      cwd: path.join(__dirname, '..'),
+      encoding: 'utf8',
+    })
+    if (result.status !== 0) throw new Error(`inspect failed: ${result.stderr}`)
+    return JSON.parse(result.stdout)
   }
-  const Database = require('better-sqlite3')
-  const db = new Database(file)
   return {
-    all: (sql, ...params) => db.prepare(sql).all(...params),
-    get: (sql, ...params) => db.prepare(sql).get(...params),
-    run: (sql, ...params) => db.prepare(sql).run(...params),
-    exec: (sql) => db.exec(sql),
-    close: () => db.close(),
+    all: (sql, ...params) => query(sql, params),
+    get: (sql, ...params) => query(sql, params)[0],
+    run: (sql, ...params) => query(sql, params),
+    close: () => {},
   }
 }
 

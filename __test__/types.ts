@@ -1,0 +1,62 @@
+// Compiled by `tsc -p __test__/tsconfig.json` in `npm test`: the public types work with
+// express-session's own, in callback and promise forms.
+
+import session, { SessionData } from 'express-session'
+import express from 'express'
+import {
+  SQLiteStore,
+  Database,
+  StoreOptions,
+  StoreDatabase,
+  SessionDataWithId,
+  ErrorOnlyCallback,
+} from 'express-sqlite-native'
+
+const options: StoreOptions = {
+  tableName: 'Sessions',
+  wal: true,
+  databaseOptions: { fileMustExist: false, timeout: 5000, readonly: false },
+  ttl: (s: SessionData) => (s.cookie.maxAge ? 60 : 3600),
+  touchAfter: 60,
+  maxLifetime: 7 * 86400,
+  userKey: (s) => (s as SessionData & { userId?: string }).userId,
+}
+const sources: StoreDatabase[] = ['sessions.db', ':memory:', Buffer.alloc(0), new Database(':memory:')]
+const store = new SQLiteStore(sources[0], options)
+const asBaseStore: session.Store = store
+
+const app = express()
+app.use(session({ store, secret: 'x', resave: false, saveUninitialized: false }))
+
+const done: ErrorOnlyCallback = (error) => {
+  if (error) throw error
+}
+store.set('sid', { cookie: { originalMaxAge: 1000 } } as SessionData, done)
+store.get('sid', (error, data) => {
+  const maybe: SessionData | null | undefined = data
+  void error
+  void maybe
+})
+store.all((error: unknown, all?: SessionDataWithId[]) => {
+  const ids: string[] | undefined = all?.map((s) => s.id)
+  void ids
+})
+store.touch('sid', {} as SessionData, (error, result) => {
+  const r: 'OK' | 'EXPIRED' | undefined = result
+  void r
+})
+
+async function promises(): Promise<void> {
+  const got: SessionData | null = await store.get('sid')
+  await store.set('sid', got as SessionData)
+  const count: number = await store.destroy('sid')
+  const touched: 'OK' | 'EXPIRED' = await store.touch('sid', got as SessionData)
+  const all: SessionDataWithId[] = await store.all()
+  const ids: string[] = await store.ids()
+  const n: number = await store.length()
+  const cleared: number = await store.clear()
+  await store.close()
+  const image: Buffer = store.database.serialize()
+  void [count, touched, all, ids, n, cleared, image, asBaseStore]
+}
+void promises
