@@ -15,7 +15,11 @@ export declare class NativeDatabase {
    * in-memory database. `onComplete(tickets, outcomes)` receives queued results.
    */
   constructor(location: string | Buffer | undefined | null, options: NativeOpenOptions, onComplete: (tickets: number[], outcomes: Array<number | string[] | { code: string; message: string }>) => void)
-  openTable(name: string, createTable: boolean, defaultTtlMs: number, maxLifetimeMs?: number | undefined | null): number
+  /** `prune_interval_ms`: null for no scheduled prunes. */
+  openTable(name: string, createTable: boolean, defaultTtlMs: number, maxLifetimeMs?: number | undefined | null, pruneIntervalMs?: number | undefined | null): number
+  /** Prunes a table now on the upkeep thread; the deleted count arrives at onComplete. */
+  prune(ticket: number, table: number): void
+  stopPruning(table: number): void
   /** The live session's JSON, or null. */
   get(table: number, sid: string): string | null
   /** When the live session was last written (epoch ms), or null when missing or expired. */

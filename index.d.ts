@@ -55,6 +55,8 @@ export interface StoreOptions {
   userKey?: (session: SessionData) => string | number | null | undefined
   /** Durability of commits for a database the store opens. */
   synchronous?: 'NORMAL' | 'FULL'
+  /** Seconds between background prunes of expired rows (±50 % jitter), or false. Default 900. */
+  pruneInterval?: number | false
 }
 
 /** An error from the store: SQLite's code name (SQLITE_BUSY, ...) or one of ours (ERR_...). */
@@ -103,6 +105,10 @@ export declare class SQLiteStore extends Store {
 
   clear(callback: (error: unknown, count?: number) => void): void
   clear(): Promise<number>
+
+  /** Deletes expired sessions now, on a background thread. */
+  prune(callback: (error: unknown, deleted?: number) => void): void
+  prune(): Promise<number>
 
   close(callback: ErrorOnlyCallback): void
   close(): Promise<void>

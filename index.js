@@ -84,8 +84,9 @@ class SQLiteStore extends Store {
     this.#options = opts
     const defaultTtlMs = typeof opts.ttl === 'number' ? opts.ttl * 1000 : 86400 * 1000
     const maxLifetimeMs = opts.maxLifetime === undefined ? null : Math.round(opts.maxLifetime * 1000)
+    const pruneIntervalMs = opts.pruneInterval === false ? null : Math.round(opts.pruneInterval * 1000)
     try {
-      this.#table = this.#core.openTable(opts.tableName, true, defaultTtlMs, maxLifetimeMs)
+      this.#table = this.#core.openTable(opts.tableName, true, defaultTtlMs, maxLifetimeMs, pruneIntervalMs)
     } catch (error) {
       if (owned) db.close()
       throw error
@@ -236,6 +237,13 @@ class SQLiteStore extends Store {
     })
   }
 
+  /** Deletes expired sessions now, on a background thread; gives the number deleted. */
+  prune(callback) {
+    return callbackOrPromise(callback, (done) => {
+      if (this.#usable(done)) this.#core.prune(done, this.#table)
+    })
+  }
+
   /**
    * Stops the store. Writes already queued still complete. Closes the database only
    * if the store opened it. Idempotent; later calls of any method get ERR_STORE_CLOSED.
@@ -243,6 +251,7 @@ class SQLiteStore extends Store {
   close(callback) {
     const wasOpen = !this.#closed
     this.#closed = true
+    if (wasOpen) this.#core.stopPruning(this.#table)
     let failure
     if (wasOpen && this.#ownsDb) {
       try {

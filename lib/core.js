@@ -44,8 +44,12 @@ class Core {
     return this.#native.memory
   }
 
-  openTable(name, createTable, defaultTtlMs, maxLifetimeMs) {
-    return this.#native.openTable(name, createTable, defaultTtlMs, maxLifetimeMs)
+  openTable(name, createTable, defaultTtlMs, maxLifetimeMs, pruneIntervalMs) {
+    return this.#native.openTable(name, createTable, defaultTtlMs, maxLifetimeMs, pruneIntervalMs)
+  }
+
+  stopPruning(table) {
+    if (!this.#closed) this.#native.stopPruning(table)
   }
 
   /** Point reads run here: a read costs a few µs, a trip to another thread far more. */
@@ -81,11 +85,20 @@ class Core {
 
   /** Work for the writer thread (bulk reads always go there, in order with writes). */
   queue(done, table, op, sid, data, expires, key) {
+    this.#send(done, (ticket) => this.#native.submit(ticket, table, op, sid, data, expires, key))
+  }
+
+  /** One prune now, on the upkeep thread; `done` gets the number of rows deleted. */
+  prune(done, table) {
+    this.#send(done, (ticket) => this.#native.prune(ticket, table))
+  }
+
+  #send(done, submit) {
     if (this.#closed) return this.defer(done, closedError())
     const ticket = this.#nextTicket
     this.#nextTicket = ticket >= 0xfffffff0 ? 1 : ticket + 1
     try {
-      this.#native.submit(ticket, table, op, sid, data, expires, key)
+      submit(ticket)
     } catch (error) {
       return this.defer(done, error)
     }

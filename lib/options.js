@@ -25,6 +25,10 @@ const check = {
   function: (value) => typeof value === 'function' || 'a function',
   synchronous: (value) => value === 'NORMAL' || value === 'FULL' || "'NORMAL' or 'FULL'",
   databaseOptions: (value) => isPlainObject(value) || 'an object',
+  pruneInterval: (value) =>
+    value === false ||
+    (typeof value === 'number' && Number.isFinite(value) && value > 0 && value <= 4_000_000) ||
+    'false or a number of seconds between 0 and 4,000,000',
 }
 
 const DATABASE_OPTIONS = {
@@ -46,6 +50,7 @@ const STORE_OPTIONS = {
   maxSessionBytes: check.positiveInteger,
   userKey: check.function,
   synchronous: check.synchronous,
+  pruneInterval: check.pruneInterval,
 }
 
 function validate(input, rules, what) {
@@ -88,6 +93,7 @@ function storeOptions(input) {
     maxSessionBytes: options.maxSessionBytes ?? DEFAULT_MAX_SESSION_BYTES,
     userKey: options.userKey,
     synchronous: options.synchronous,
+    pruneInterval: options.pruneInterval ?? 900,
   }
 }
 

@@ -13,6 +13,7 @@ use crate::error::{StoreError, StoreResult};
 use crate::open::{open_connection, prepare_location, Conn, Location, OpenOptions};
 use crate::ops::{self, Job, Op, Outcome, Table};
 use crate::schema::{ensure_table, SchemaOptions};
+use crate::upkeep::{PruneStats, Upkeep};
 use crate::worker::{CompletionSink, Worker};
 use crate::SharedConn;
 
@@ -21,18 +22,26 @@ pub struct TableOptions {
     pub create_table: bool,
     pub default_ttl_ms: i64,
     pub max_lifetime_ms: Option<i64>,
+    /// Prune expired rows this often (jittered); None: only on request.
+    pub prune_interval: Option<std::time::Duration>,
 }
 
 struct Open {
     read: SharedConn,
     write: SharedConn,
     worker: Worker,
+    upkeep: Upkeep,
 }
+
+/// WAL pages after which the writer asks the upkeep thread for a checkpoint
+/// (SQLite's own auto-checkpoint default, moved off the writing threads).
+const CHECKPOINT_PAGES: i32 = 1000;
 
 pub struct Database {
     location: Location,
     options: OpenOptions,
     busy_retries: Arc<AtomicU64>,
+    prune_stats: Arc<PruneStats>,
     open: Option<Open>,
     tables: Vec<Arc<Table>>,
 }
@@ -42,17 +51,42 @@ fn lock(conn: &SharedConn) -> MutexGuard<'_, Conn> {
 }
 
 impl Database {
-    pub fn open(location: Location, options: OpenOptions, sink: Box<dyn CompletionSink>) -> StoreResult<Database> {
+    pub fn open(location: Location, options: OpenOptions, sink: Arc<dyn CompletionSink>) -> StoreResult<Database> {
         prepare_location(&location, &options)?;
         let busy_retries = Arc::new(AtomicU64::new(0));
         let write: SharedConn = Arc::new(Mutex::new(open_connection(&location, &options, &busy_retries)?));
-        let read = if location.is_memory() {
-            Arc::clone(&write)
+        let (read, upkeep_conn) = if location.is_memory() {
+            (Arc::clone(&write), Arc::clone(&write))
         } else {
-            Arc::new(Mutex::new(open_connection(&location, &options, &busy_retries)?))
+            (
+                Arc::new(Mutex::new(open_connection(&location, &options, &busy_retries)?)),
+                Arc::new(Mutex::new(open_connection(&location, &options, &busy_retries)?)),
+            )
         };
+        let prune_stats = Arc::new(PruneStats::default());
+        let upkeep = Upkeep::start(upkeep_conn, Arc::clone(&sink), Arc::clone(&prune_stats))?;
+        let checkpoint = upkeep.checkpoint_request();
+        // Replaces SQLite's auto-checkpoint on the writing connection: the JS thread and
+        // the writer thread only ask; the upkeep thread does the copying.
+        lock(&write).wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, pages: i32| {
+            if pages >= CHECKPOINT_PAGES {
+                checkpoint.request();
+            }
+            Ok(())
+        }))?;
         let worker = Worker::start(Arc::clone(&write), sink)?;
-        Ok(Database { location, options, busy_retries, open: Some(Open { read, write, worker }), tables: Vec::new() })
+        Ok(Database {
+            location,
+            options,
+            busy_retries,
+            prune_stats,
+            open: Some(Open { read, write, worker, upkeep }),
+            tables: Vec::new(),
+        })
+    }
+
+    pub fn prune_stats(&self) -> &PruneStats {
+        &self.prune_stats
     }
 
     fn open_parts(&self) -> StoreResult<&Open> {
@@ -83,7 +117,11 @@ impl Database {
             default_ttl_ms: options.default_ttl_ms,
             now_ms: ops::now_ms(),
         };
-        ensure_table(&mut lock(&self.open_parts()?.write), &table.sql, &schema)?;
+        let open = self.open_parts()?;
+        ensure_table(&mut lock(&open.write), &table.sql, &schema)?;
+        if let (Some(interval), false) = (options.prune_interval, self.options.readonly) {
+            open.upkeep.schedule(Arc::clone(&table), interval);
+        }
         self.tables.push(table);
         Ok((self.tables.len() - 1) as u32)
     }
@@ -115,6 +153,19 @@ impl Database {
         self.open_parts()?.worker.submit(Job { ticket, table, op })
     }
 
+    /// Prunes a table now on the upkeep thread; the row count goes to the sink.
+    pub fn prune(&self, ticket: u32, table: u32) -> StoreResult<()> {
+        let table = Arc::clone(self.table(table)?);
+        self.open_parts()?.upkeep.request(ticket, table)
+    }
+
+    /// Stops a table's scheduled prunes.
+    pub fn stop_pruning(&self, table: u32) -> StoreResult<()> {
+        let table = self.table(table)?;
+        self.open_parts()?.upkeep.unschedule(table);
+        Ok(())
+    }
+
     /// The whole database as one serialized image.
     pub fn serialize(&self) -> StoreResult<Vec<u8>> {
         let mut conn = lock(&self.open_parts()?.write);
@@ -124,9 +175,14 @@ impl Database {
     /// Finishes queued work, stops the writer, checkpoints the WAL and closes the
     /// connections. Closing twice is a no-op.
     pub fn close(&mut self) -> StoreResult<()> {
-        let Some(Open { read, write, mut worker }) = self.open.take() else { return Ok(()) };
+        let Some(Open { read, write, mut worker, mut upkeep }) = self.open.take() else { return Ok(()) };
+        upkeep.shutdown();
         worker.shutdown();
+        drop(upkeep);
+        drop(worker);
         drop(read);
+        // The hook holds the upkeep thread's handle; drop it before the last connection goes.
+        let _ = lock(&write).wal_hook(None::<fn(&mut rusqlite::hooks::Wal, i32) -> rusqlite::Result<()>>);
         let mut result = Ok(());
         if let Ok(mutex) = Arc::try_unwrap(write) {
             let conn = mutex.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());

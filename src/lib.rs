@@ -7,6 +7,7 @@ pub mod ops;
 pub mod open;
 pub mod schema;
 pub mod sql;
+pub mod upkeep;
 pub mod worker;
 
 /// A connection that more than one thread may use, one at a time.

@@ -154,16 +154,37 @@ impl NativeDatabase {
             })
             .map_err(|e| to_js(StoreError::new("ERR_INTERNAL", e.reason.clone())))?;
         let completions = Arc::new(Mutex::new(completions_fn));
-        let sink = Box::new(JsSink(Arc::clone(&completions)));
+        let sink = Arc::new(JsSink(Arc::clone(&completions)));
         let db = Database::open(location, open_options, sink).map_err(to_js)?;
         Ok(NativeDatabase { db, completions })
     }
 
     #[napi(catch_unwind)]
-    pub fn open_table(&mut self, name: String, create_table: bool, default_ttl_ms: i64, max_lifetime_ms: Option<i64>) -> Result<u32, ErrorCode> {
+    /// `prune_interval_ms`: null for no scheduled prunes.
+    #[allow(clippy::too_many_arguments)]
+    pub fn open_table(
+        &mut self,
+        name: String,
+        create_table: bool,
+        default_ttl_ms: i64,
+        max_lifetime_ms: Option<i64>,
+        prune_interval_ms: Option<u32>,
+    ) -> Result<u32, ErrorCode> {
+        let prune_interval = prune_interval_ms.map(|ms| std::time::Duration::from_millis(u64::from(ms)));
         self.db
-            .open_table(&TableOptions { name, create_table, default_ttl_ms, max_lifetime_ms })
+            .open_table(&TableOptions { name, create_table, default_ttl_ms, max_lifetime_ms, prune_interval })
             .map_err(to_js)
+    }
+
+    /// Prunes a table now on the upkeep thread; the deleted count arrives at onComplete.
+    #[napi(catch_unwind)]
+    pub fn prune(&self, ticket: u32, table: u32) -> Result<(), ErrorCode> {
+        self.db.prune(ticket, table).map_err(to_js)
+    }
+
+    #[napi(catch_unwind)]
+    pub fn stop_pruning(&self, table: u32) -> Result<(), ErrorCode> {
+        self.db.stop_pruning(table).map_err(to_js)
     }
 
     /// The live session's JSON, or null.

@@ -209,7 +209,7 @@ fn apply_file_pragmas(conn: &Connection, options: &OpenOptions) -> StoreResult<(
     }
     if in_wal {
         // Truncate the WAL back to this size whenever a checkpoint lets it restart.
-        conn.execute_batch("PRAGMA journal_size_limit = 16777216")?;
+        conn.execute_batch("PRAGMA journal_size_limit = 8388608")?;
     }
     // With WAL, NORMAL survives any process crash; FULL adds durability across power loss.
     let synchronous = options.synchronous.unwrap_or(if in_wal { Synchronous::Normal } else { Synchronous::Full });

@@ -20,7 +20,7 @@ pub struct Completion {
 }
 
 /// Where results go (a thread-safe JS function in the addon, a channel in tests).
-pub trait CompletionSink: Send + 'static {
+pub trait CompletionSink: Send + Sync + 'static {
     fn deliver(&self, completions: Vec<Completion>);
 }
 
@@ -44,7 +44,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Worker {
-    pub fn start(conn: SharedConn, sink: Box<dyn CompletionSink>) -> StoreResult<Worker> {
+    pub fn start(conn: SharedConn, sink: Arc<dyn CompletionSink>) -> StoreResult<Worker> {
         let queue: Arc<(Mutex<Queue>, Condvar)> = Arc::default();
         let thread_queue = Arc::clone(&queue);
         let thread = std::thread::Builder::new()
@@ -138,7 +138,7 @@ mod tests {
             .expect("schema");
         let conn = crate::open::Conn { sqlite: conn, fail_fast: Arc::default() };
         let (tx, rx) = mpsc::channel();
-        let mut worker = Worker::start(Arc::new(Mutex::new(conn)), Box::new(ChannelSink(Mutex::new(tx)))).expect("start");
+        let mut worker = Worker::start(Arc::new(Mutex::new(conn)), Arc::new(ChannelSink(Mutex::new(tx)))).expect("start");
         let far = crate::ops::now_ms() + 60_000;
         for i in 0..1000u32 {
             let op = Op::Set { sid: format!("s{}", i % 10), data: format!("{{\"n\":{i}}}"), expires: far, user_key: None };

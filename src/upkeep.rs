@@ -1,0 +1,325 @@
+//! The upkeep thread: deletes expired rows on a jittered schedule or on request, and
+//! checkpoints the WAL when the writer reports it has grown, all on a connection of its
+//! own so that the JS thread and the writer thread never do this work.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, OptionalExtension};
+
+use crate::error::{StoreError, StoreResult};
+use crate::ops::{self, Outcome, Table};
+use crate::worker::{Completion, CompletionSink};
+use crate::SharedConn;
+
+/// Rows deleted per transaction: short enough that other connections waiting for the
+/// write lock wait a few milliseconds at most.
+pub const PRUNE_BATCH: i64 = 500;
+
+/// How long a prune lease lasts if its holder dies mid-prune.
+const LEASE_MS: i64 = 5 * 60 * 1000;
+
+const LEASE_TABLE: &str = "express_sqlite_native_leases";
+
+/// Counters for stats; written by the upkeep thread, read from any thread.
+#[derive(Debug, Default)]
+pub struct PruneStats {
+    pub runs: AtomicU64,
+    pub rows: AtomicU64,
+    pub skipped: AtomicU64,
+    pub checkpoints: AtomicU64,
+}
+
+struct Schedule {
+    table: Arc<Table>,
+    interval: Duration,
+    next: Instant,
+}
+
+#[derive(Default)]
+struct State {
+    schedules: Vec<Schedule>,
+    requests: Vec<(u32, Arc<Table>)>,
+    checkpoint_wanted: bool,
+    closing: bool,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    wake: Condvar,
+    stopping: AtomicBool,
+    stats: Arc<PruneStats>,
+    owner: String,
+}
+
+/// Lets the writer connection ask for a checkpoint without waiting for it.
+#[derive(Clone)]
+pub struct CheckpointRequest(Arc<Shared>);
+
+impl CheckpointRequest {
+    pub fn request(&self) {
+        let mut state = lock(&self.0.state);
+        if !state.checkpoint_wanted {
+            state.checkpoint_wanted = true;
+            self.0.wake.notify_one();
+        }
+    }
+}
+
+pub struct Upkeep {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn random_u64() -> u64 {
+    RandomState::new().build_hasher().finish()
+}
+
+/// `interval` ± 50 %, so that processes started together do not prune together.
+pub fn jittered(interval: Duration) -> Duration {
+    let factor = 0.5 + (random_u64() % 10_001) as f64 / 10_000.0;
+    interval.mul_f64(factor)
+}
+
+impl Upkeep {
+    pub fn start(conn: SharedConn, sink: Arc<dyn CompletionSink>, stats: Arc<PruneStats>) -> StoreResult<Upkeep> {
+        let shared = Arc::new(Shared {
+            state: Mutex::default(),
+            wake: Condvar::new(),
+            stopping: AtomicBool::new(false),
+            stats,
+            owner: format!("{}-{:x}", std::process::id(), random_u64()),
+        });
+        let thread_shared = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("sqlite-session-upkeep".into())
+            .spawn(move || upkeep_loop(&thread_shared, &conn, sink.as_ref()))
+            .map_err(|e| StoreError::new("ERR_THREAD", format!("cannot start the upkeep thread: {e}")))?;
+        Ok(Upkeep { shared, thread: Some(thread) })
+    }
+
+    pub fn checkpoint_request(&self) -> CheckpointRequest {
+        CheckpointRequest(Arc::clone(&self.shared))
+    }
+
+    /// Prunes `table` every `interval` (jittered) from now on.
+    pub fn schedule(&self, table: Arc<Table>, interval: Duration) {
+        let mut state = lock(&self.shared.state);
+        state.schedules.push(Schedule { table, interval, next: Instant::now() + jittered(interval) });
+        self.shared.wake.notify_one();
+    }
+
+    /// Stops scheduled prunes of `table` (requests already made still run).
+    pub fn unschedule(&self, table: &Arc<Table>) {
+        lock(&self.shared.state).schedules.retain(|s| !Arc::ptr_eq(&s.table, table));
+    }
+
+    /// One prune now; its row count is delivered under `ticket`.
+    pub fn request(&self, ticket: u32, table: Arc<Table>) -> StoreResult<()> {
+        let mut state = lock(&self.shared.state);
+        if state.closing {
+            return Err(StoreError::closed());
+        }
+        state.requests.push((ticket, table));
+        self.shared.wake.notify_one();
+        Ok(())
+    }
+
+    /// Interrupts a prune between batches, answers pending requests, joins the thread.
+    pub fn shutdown(&mut self) {
+        self.shared.stopping.store(true, Ordering::Relaxed);
+        {
+            let mut state = lock(&self.shared.state);
+            state.closing = true;
+            self.shared.wake.notify_one();
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Upkeep {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+enum Work {
+    Requests(Vec<(u32, Arc<Table>)>),
+    Scheduled(Arc<Table>),
+    Checkpoint,
+}
+
+/// Waits for the next piece of work; None once closing with nothing left to answer.
+fn next_work(shared: &Shared) -> Option<Work> {
+    let mut state = lock(&shared.state);
+    loop {
+        if !state.requests.is_empty() {
+            return Some(Work::Requests(std::mem::take(&mut state.requests)));
+        }
+        if state.closing {
+            return None;
+        }
+        if state.checkpoint_wanted {
+            state.checkpoint_wanted = false;
+            return Some(Work::Checkpoint);
+        }
+        let now = Instant::now();
+        if let Some(due) = state.schedules.iter_mut().find(|s| s.next <= now) {
+            due.next = now + jittered(due.interval);
+            return Some(Work::Scheduled(Arc::clone(&due.table)));
+        }
+        let wait = state.schedules.iter().map(|s| s.next - now).min();
+        state = match wait {
+            Some(timeout) => shared.wake.wait_timeout(state, timeout).unwrap_or_else(|p| p.into_inner()).0,
+            None => shared.wake.wait(state).unwrap_or_else(|p| p.into_inner()),
+        };
+    }
+}
+
+fn upkeep_loop(shared: &Shared, conn: &SharedConn, sink: &dyn CompletionSink) {
+    while let Some(work) = next_work(shared) {
+        match work {
+            Work::Requests(requests) => {
+                let completions = requests
+                    .into_iter()
+                    .map(|(ticket, table)| Completion {
+                        ticket,
+                        result: guarded(|| prune_with_lease(conn, shared, &table)).map(Outcome::Count),
+                    })
+                    .collect();
+                sink.deliver(completions);
+            }
+            Work::Scheduled(table) => {
+                let _ = guarded(|| prune_with_lease(conn, shared, &table));
+            }
+            Work::Checkpoint => {
+                if guarded(|| checkpoint(conn)).is_ok() {
+                    shared.stats.checkpoints.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
+/// WAL pages past which a passive checkpoint is not enough: under sustained writes it
+/// never catches up, so the WAL never restarts. Then a TRUNCATE checkpoint briefly
+/// holds off writers (who wait on other threads; the JS thread hands its writes to the
+/// writer thread rather than wait) and empties the WAL.
+const WAL_HARD_LIMIT_PAGES: i64 = 2000;
+
+fn checkpoint(conn: &SharedConn) -> StoreResult<()> {
+    let conn = lock(conn);
+    let (_, log_pages, _): (i64, i64, i64) =
+        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    if log_pages > WAL_HARD_LIMIT_PAGES {
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get::<_, i64>(0))?;
+    }
+    Ok(())
+}
+
+fn guarded<T>(work: impl FnOnce() -> StoreResult<T>) -> StoreResult<T> {
+    catch_unwind(AssertUnwindSafe(work))
+        .unwrap_or_else(|_| Err(StoreError::new("ERR_INTERNAL", "the upkeep thread hit an internal error")))
+}
+
+/// Prunes one table unless another process holds its lease (then 0 rows: it skips
+/// its turn instead of waiting). Batches hold the connection one at a time, so an
+/// in-memory database shared with the JS thread is never held for long.
+fn prune_with_lease(conn: &SharedConn, shared: &Shared, table: &Table) -> StoreResult<i64> {
+    let now = ops::now_ms();
+    if !acquire_lease(&lock(conn), &table.sql.table, &shared.owner, now)? {
+        shared.stats.skipped.fetch_add(1, Ordering::Relaxed);
+        return Ok(0);
+    }
+    let mut total = 0;
+    let result = loop {
+        let batch = ops::prune(&lock(conn), table, now, PRUNE_BATCH, || false);
+        match batch {
+            Ok(deleted) => {
+                total += deleted;
+                if deleted < PRUNE_BATCH || shared.stopping.load(Ordering::Relaxed) {
+                    break Ok(total);
+                }
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    let _ = release_lease(&lock(conn), &table.sql.table, &shared.owner);
+    shared.stats.runs.fetch_add(1, Ordering::Relaxed);
+    shared.stats.rows.fetch_add(total.max(0) as u64, Ordering::Relaxed);
+    result
+}
+
+fn acquire_lease(conn: &Connection, name: &str, owner: &str, now: i64) -> StoreResult<bool> {
+    conn.execute_batch(&format!(
+        "CREATE TABLE IF NOT EXISTS {LEASE_TABLE} (name TEXT PRIMARY KEY, owner TEXT NOT NULL, until INTEGER NOT NULL)"
+    ))?;
+    let taken = conn.execute(
+        &format!(
+            "INSERT INTO {LEASE_TABLE} (name, owner, until) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until = excluded.until \
+             WHERE until < ?4 OR owner = excluded.owner"
+        ),
+        rusqlite::params![name, owner, now + LEASE_MS, now],
+    )?;
+    Ok(taken == 1)
+}
+
+fn release_lease(conn: &Connection, name: &str, owner: &str) -> StoreResult<()> {
+    conn.execute(&format!("DELETE FROM {LEASE_TABLE} WHERE name = ?1 AND owner = ?2"), [name, owner])?;
+    Ok(())
+}
+
+/// Who holds a table's prune lease now, if anyone (for tests and stats).
+pub fn lease_holder(conn: &Connection, name: &str) -> StoreResult<Option<String>> {
+    let exists: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
+        [LEASE_TABLE],
+        |r| r.get(0),
+    )?;
+    if !exists {
+        return Ok(None);
+    }
+    Ok(conn
+        .query_row(
+            &format!("SELECT owner FROM {LEASE_TABLE} WHERE name = ?1 AND until >= ?2"),
+            rusqlite::params![name, ops::now_ms()],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_half_either_side() {
+        for _ in 0..1000 {
+            let d = jittered(Duration::from_secs(100));
+            assert!(d >= Duration::from_secs(50) && d <= Duration::from_secs(150), "{d:?}");
+        }
+    }
+
+    #[test]
+    fn a_held_lease_is_skipped_and_an_expired_one_taken_over() {
+        let conn = Connection::open_in_memory().expect("open");
+        assert!(acquire_lease(&conn, "Sessions", "a", 1000).expect("a"));
+        assert!(!acquire_lease(&conn, "Sessions", "b", 2000).expect("b"), "held by a");
+        assert!(acquire_lease(&conn, "Other", "b", 2000).expect("other table"), "leases are per table");
+        assert!(acquire_lease(&conn, "Sessions", "b", 1000 + LEASE_MS + 1).expect("expired"), "a died");
+        release_lease(&conn, "Sessions", "b").expect("release");
+        assert!(acquire_lease(&conn, "Sessions", "c", 0).expect("free again"));
+    }
+}
