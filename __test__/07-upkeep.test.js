@@ -104,7 +104,7 @@ test('maxLifetime ends a session that keeps being touched and rewritten', async 
   store.close()
 })
 
-test('the WAL stays bounded under sustained writes', async () => {
+test('the WAL stays bounded under sustained writes', async (t) => {
   const file = tempDb()
   const store = new SQLiteStore(file, { pruneInterval: false })
   const payload = 'x'.repeat(400)
@@ -119,5 +119,5 @@ test('the WAL stays bounded under sustained writes', async () => {
   assert.ok(largest < 16 * 1024 * 1024, `WAL reached ${largest} bytes for ${dataBytes} bytes written`)
   store.close()
   assert.equal(fs.existsSync(`${file}-wal`) ? fs.statSync(`${file}-wal`).size : 0, 0, 'close checkpoints and truncates')
-  console.log(`# WAL peak ${largest} bytes over ${dataBytes} bytes of sessions written`)
+  t.diagnostic(`WAL peak ${largest} bytes over ${dataBytes} bytes of sessions written`)
 })
