@@ -30,9 +30,23 @@ export declare class NativeDatabase {
   submit(ticket: number, table: number, op: number, sid?: string | undefined | null, data?: string | undefined | null, expires?: number | undefined | null, key?: string | undefined | null): void
   /** Keeps Node alive while queued work is outstanding (true), or lets it exit (false). */
   keepAlive(active: boolean): void
+  /** Copies the live database to a file; the page count arrives at onComplete. */
+  backup(ticket: number, path: string): void
+  /** Counters and sizes that cost nothing to read (no SQL). */
+  counters(): Counters
   serialize(): Buffer
   get memory(): boolean
   close(): void
+}
+
+export interface Counters {
+  pruneRuns: number
+  rowsPruned: number
+  prunesSkipped: number
+  checkpoints: number
+  busyRetries: number
+  fileBytes: number
+  walBytes: number
 }
 
 /** A failed operation, as the completion callback sees it (JS turns it into an Error). */

@@ -64,6 +64,28 @@ export interface StoreError extends Error {
   code: string
 }
 
+/** What `stats` reports. */
+export interface StoreStats {
+  /** Live sessions. */
+  sessions: number
+  /** Expired rows not pruned yet (invisible to every method). */
+  expired: number
+  /** Size of the database file and of its WAL, in bytes (0 in memory). */
+  fileBytes: number
+  walBytes: number
+  /** Prunes run and rows they deleted since the database was opened. */
+  pruneRuns: number
+  rowsPruned: number
+  /** Prunes skipped because another process was pruning the same table. */
+  prunesSkipped: number
+  /** Touches answered without a write because of touchAfter or disableTouch. */
+  touchesSkipped: number
+  /** Times a connection waited for another connection's lock. */
+  busyRetries: number
+  /** WAL checkpoints run by the background thread. */
+  checkpoints: number
+}
+
 /** An SQLite database that one or several stores can share. */
 export declare class Database {
   constructor(database: string | Buffer | Uint8Array, options?: DatabaseOptions)
@@ -105,6 +127,30 @@ export declare class SQLiteStore extends Store {
 
   clear(callback: (error: unknown, count?: number) => void): void
   clear(): Promise<number>
+
+  /** The live session ids of a user (see the userKey option). */
+  idsByUser(key: string | number, callback: (error: unknown, ids?: string[]) => void): void
+  idsByUser(key: string | number): Promise<string[]>
+
+  /** Ends every live session of a user, or all but `except`; gives the number ended. */
+  destroyByUser(key: string | number, callback: (error: unknown, count?: number) => void): void
+  destroyByUser(
+    key: string | number,
+    options: { except?: string },
+    callback: (error: unknown, count?: number) => void,
+  ): void
+  destroyByUser(key: string | number, options?: { except?: string }): Promise<number>
+
+  /** Counts, sizes and counters; cheap enough to poll every few seconds. */
+  stats(callback: (error: unknown, stats?: StoreStats) => void): void
+  stats(): Promise<StoreStats>
+
+  /** The whole database as a serialized SQLite image. */
+  serialize(): Buffer
+
+  /** Writes a consistent copy of the live database to a file, off the event loop. */
+  backup(path: string, callback: ErrorOnlyCallback): void
+  backup(path: string): Promise<void>
 
   /** Deletes expired sessions now, on a background thread. */
   prune(callback: (error: unknown, deleted?: number) => void): void

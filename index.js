@@ -68,6 +68,9 @@ class SQLiteStore extends Store {
   #table
   #options
   #closed = false
+  #disconnected = false
+  #stopFatal
+  #touchesSkipped = 0
 
   /**
    * @param {string | Buffer | Database | object} database a path, ":memory:", a serialized
@@ -91,7 +94,17 @@ class SQLiteStore extends Store {
       if (owned) db.close()
       throw error
     }
+    this.#stopFatal = this.#core.onFatal((error) => this.#unusable(error))
     process.nextTick(() => this.emit('connect'))
+  }
+
+  /** The database failed in a way that will not pass: tell express-session (it then
+   *  serves requests without sessions) and, only if someone listens, the error. */
+  #unusable(error) {
+    if (this.listenerCount('error') > 0) process.nextTick(() => this.emit('error', error))
+    if (this.#disconnected) return
+    this.#disconnected = true
+    process.nextTick(() => this.emit('disconnect'))
   }
 
   /** The table sessions are kept in. */
@@ -117,9 +130,9 @@ class SQLiteStore extends Store {
     return error === undefined
   }
 
-  #bulk(done, op, adapt) {
+  #bulk(done, op, adapt, key) {
     if (!this.#usable(done)) return
-    this.#core.queue((error, value) => (error ? done(error) : done(undefined, adapt(value))), this.#table, op)
+    this.#core.queue((error, value) => (error ? done(error) : done(undefined, adapt(value))), this.#table, op, null, null, null, key)
   }
 
   get(sid, callback) {
@@ -166,9 +179,9 @@ class SQLiteStore extends Store {
     if (this.#options.userKey === undefined) return null
     const key = this.#options.userKey(session)
     if (key === null || key === undefined) return null
-    if (typeof key === 'number' && Number.isFinite(key)) return String(key)
-    if (typeof key === 'string') return key
-    throw storeError('ERR_INVALID_USER_KEY', 'userKey must return a string, a finite number, null or undefined', TypeError)
+    const normalized = normalizeUserKey(key)
+    if (normalized === undefined) throw invalidUserKey()
+    return normalized
   }
 
   destroy(sid, callback) {
@@ -192,6 +205,7 @@ class SQLiteStore extends Store {
           const lastWrite = this.#core.lastWrite(this.#table, sid)
           if (lastWrite === null) return this.#core.defer(done, undefined, 'EXPIRED')
           if (this.#options.disableTouch || now - lastWrite < this.#options.touchAfter * 1000) {
+            this.#touchesSkipped++
             return this.#core.defer(done, undefined, 'OK')
           }
         }
@@ -237,6 +251,89 @@ class SQLiteStore extends Store {
     })
   }
 
+  /** The live session ids of a user (see the userKey option). */
+  idsByUser(key, callback) {
+    return callbackOrPromise(callback, (done) => {
+      const userKey = normalizeUserKey(key)
+      if (userKey === undefined) return this.#core.defer(done, invalidUserKey())
+      this.#bulk(done, Op.IDS_BY_USER, (ids) => ids, userKey)
+    })
+  }
+
+  /**
+   * Ends every live session of a user ("log out everywhere"), or all but
+   * `options.except` ("log out other devices"). Gives the number ended.
+   */
+  destroyByUser(key, options, callback) {
+    if (typeof options === 'function') [options, callback] = [undefined, options]
+    return callbackOrPromise(callback, (done) => {
+      const userKey = normalizeUserKey(key)
+      if (userKey === undefined) return this.#core.defer(done, invalidUserKey())
+      if (options !== undefined && !isPlainObject(options)) {
+        return this.#core.defer(done, typeError('destroyByUser options must be an object like { except: sid }'))
+      }
+      const except = options === undefined ? undefined : options.except
+      if (except !== undefined && invalidSid(except)) return this.#core.defer(done, invalidSid(except))
+      if (!this.#usable(done)) return
+      this.#core.write(done, this.#table, Op.DESTROY_BY_USER, except ?? null, null, null, userKey)
+    })
+  }
+
+  /**
+   * Live and expired-but-unpruned sessions, file and WAL size, and the counters of
+   * pruning, skipped touches and lock waits. Two indexed counts; fine to poll.
+   */
+  stats(callback) {
+    return callbackOrPromise(callback, (done) => {
+      if (!this.#usable(done)) return
+      const counts = {}
+      let waiting = 2
+      let failure
+      const collect = (name) => (error, value) => {
+        failure = failure || error
+        counts[name] = value
+        if (--waiting > 0) return
+        if (failure) return done(failure)
+        let counters
+        try {
+          counters = this.#core.counters()
+        } catch (error) {
+          return done(error)
+        }
+        done(undefined, {
+          sessions: counts.sessions,
+          expired: counts.expired,
+          fileBytes: counters.fileBytes,
+          walBytes: counters.walBytes,
+          pruneRuns: counters.pruneRuns,
+          rowsPruned: counters.rowsPruned,
+          prunesSkipped: counters.prunesSkipped,
+          touchesSkipped: this.#touchesSkipped,
+          busyRetries: counters.busyRetries,
+          checkpoints: counters.checkpoints,
+        })
+      }
+      this.#core.queue(collect('sessions'), this.#table, Op.LENGTH)
+      this.#core.queue(collect('expired'), this.#table, Op.COUNT_EXPIRED)
+    })
+  }
+
+  /** The whole database as a Buffer: saves an in-memory or Buffer-opened store. */
+  serialize() {
+    if (this.#closed) throw closedError()
+    return this.#db.serialize()
+  }
+
+  /** Writes a consistent copy of the live database to `path` (SQLite's online backup). */
+  backup(path, callback) {
+    return callbackOrPromise(callback, (done) => {
+      if (typeof path !== 'string' || path.length === 0 || path.includes('\0')) {
+        return this.#core.defer(done, typeError('backup needs a file path'))
+      }
+      if (this.#usable(done)) this.#core.backup((error) => done(error), path)
+    })
+  }
+
   /** Deletes expired sessions now, on a background thread; gives the number deleted. */
   prune(callback) {
     return callbackOrPromise(callback, (done) => {
@@ -251,7 +348,10 @@ class SQLiteStore extends Store {
   close(callback) {
     const wasOpen = !this.#closed
     this.#closed = true
-    if (wasOpen) this.#core.stopPruning(this.#table)
+    if (wasOpen) {
+      this.#core.stopPruning(this.#table)
+      this.#stopFatal()
+    }
     let failure
     if (wasOpen && this.#ownsDb) {
       try {
@@ -260,7 +360,10 @@ class SQLiteStore extends Store {
         failure = error
       }
     }
-    if (wasOpen) process.nextTick(() => this.emit('disconnect'))
+    if (wasOpen && !this.#disconnected) {
+      this.#disconnected = true
+      process.nextTick(() => this.emit('disconnect'))
+    }
     if (typeof callback === 'function') process.nextTick(() => callback(failure))
     else if (callback === undefined && failure !== undefined) {
       const promise = Promise.reject(failure)
@@ -270,6 +373,16 @@ class SQLiteStore extends Store {
     return callback === undefined ? Promise.resolve() : undefined
   }
 }
+
+/** User keys are stored as text; numbers by their decimal form. */
+function normalizeUserKey(key) {
+  if (typeof key === 'string' && key.length > 0 && !LONE_SURROGATE.test(key)) return key
+  if (typeof key === 'number' && Number.isFinite(key)) return String(key)
+  return undefined
+}
+
+const invalidUserKey = () =>
+  storeError('ERR_INVALID_USER_KEY', 'a user key must be a non-empty string or a finite number', TypeError)
 
 function serialize(session, maxBytes) {
   let json

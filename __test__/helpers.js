@@ -48,7 +48,7 @@ function inspect(file) {
       db = new (require('better-sqlite3'))(file)
     }
     const stmt = db.prepare(sql)
-    const reads = /^\\s*(SELECT|PRAGMA|WITH)/i.test(sql)
+    const reads = /^\\s*(SELECT|PRAGMA|WITH|EXPLAIN)/i.test(sql)
     const out = reads ? stmt.all(...params) : stmt.run(...params)
     db.close()
     process.stdout.write(JSON.stringify(out, (k, v) => (typeof v === 'bigint' ? Number(v) : v)))

@@ -10,6 +10,7 @@ import {
   StoreDatabase,
   SessionDataWithId,
   ErrorOnlyCallback,
+  StoreStats,
 } from 'express-sqlite-native'
 
 const options: StoreOptions = {
@@ -57,6 +58,13 @@ async function promises(): Promise<void> {
   const cleared: number = await store.clear()
   await store.close()
   const image: Buffer = store.database.serialize()
+  const own: Buffer = store.serialize()
+  const mine: string[] = await store.idsByUser('u1')
+  const ended: number = await store.destroyByUser(7, { except: 'sid' })
+  const stats: StoreStats = await store.stats()
+  const pruned: number = await store.prune()
+  await store.backup('/tmp/copy.db')
+  void [own, mine, ended, stats.sessions, pruned]
   void [count, touched, all, ids, n, cleared, image, asBaseStore]
 }
 void promises

@@ -19,7 +19,11 @@ const Op = Object.freeze({
   ALL: 7,
   IDS_BY_USER: 8,
   DESTROY_BY_USER: 9,
+  COUNT_EXPIRED: 10,
 })
+
+/** Errors after which the database cannot be trusted to work: stores report 'disconnect'. */
+const FATAL_CODES = new Set(['SQLITE_CORRUPT', 'SQLITE_NOTADB', 'SQLITE_IOERR', 'SQLITE_CANTOPEN'])
 
 class Core {
   #native
@@ -30,6 +34,8 @@ class Core {
   #ready = []
   #flushScheduled = false
   #closed = false
+  /** listeners told about errors that make the database unusable */
+  #fatalListeners = new Set()
 
   /** `location`: a path, a Buffer image, or null for a private in-memory database. */
   constructor(location, options) {
@@ -52,15 +58,39 @@ class Core {
     if (!this.#closed) this.#native.stopPruning(table)
   }
 
+  onFatal(listener) {
+    this.#fatalListeners.add(listener)
+    return () => this.#fatalListeners.delete(listener)
+  }
+
+  #noticed(error) {
+    if (FATAL_CODES.has(error.code)) for (const listener of this.#fatalListeners) listener(error)
+    return error
+  }
+
   /** Point reads run here: a read costs a few µs, a trip to another thread far more. */
   get(table, sid) {
     if (this.#closed) throw closedError()
-    return this.#native.get(table, sid)
+    try {
+      return this.#native.get(table, sid)
+    } catch (error) {
+      throw this.#noticed(error)
+    }
   }
 
   lastWrite(table, sid) {
     if (this.#closed) throw closedError()
-    return this.#native.lastWrite(table, sid)
+    try {
+      return this.#native.lastWrite(table, sid)
+    } catch (error) {
+      throw this.#noticed(error)
+    }
+  }
+
+  /** Counters and file sizes; no SQL. */
+  counters() {
+    if (this.#closed) throw closedError()
+    return this.#native.counters()
   }
 
   /**
@@ -75,7 +105,7 @@ class Core {
       try {
         value = this.#native.run(table, op, sid, data, expires, key)
       } catch (error) {
-        if (error.code !== 'SQLITE_BUSY') return this.defer(done, error)
+        if (error.code !== 'SQLITE_BUSY') return this.defer(done, this.#noticed(error))
         return this.queue(done, table, op, sid, data, expires, key)
       }
       return this.defer(done, undefined, value)
@@ -91,6 +121,11 @@ class Core {
   /** One prune now, on the upkeep thread; `done` gets the number of rows deleted. */
   prune(done, table) {
     this.#send(done, (ticket) => this.#native.prune(ticket, table))
+  }
+
+  /** A consistent copy of the live database written to `path`, off this thread. */
+  backup(done, path) {
+    this.#send(done, (ticket) => this.#native.backup(ticket, path))
   }
 
   #send(done, submit) {
@@ -128,7 +163,9 @@ class Core {
       if (done === undefined) continue
       this.#queued.delete(tickets[i])
       const outcome = outcomes[i]
-      if (outcome !== null && typeof outcome === 'object' && !Array.isArray(outcome)) invoke(done, fromFailure(outcome))
+      if (outcome !== null && typeof outcome === 'object' && !Array.isArray(outcome)) {
+        invoke(done, this.#noticed(fromFailure(outcome)))
+      }
       else invoke(done, undefined, outcome)
     }
     if (this.#queued.size === 0) this.#native.keepAlive(false)

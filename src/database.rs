@@ -9,6 +9,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::backup::{self, BackupSource};
 use crate::error::{StoreError, StoreResult};
 use crate::open::{open_connection, prepare_location, Conn, Location, OpenOptions};
 use crate::ops::{self, Job, Op, Outcome, Table};
@@ -42,6 +43,7 @@ pub struct Database {
     options: OpenOptions,
     busy_retries: Arc<AtomicU64>,
     prune_stats: Arc<PruneStats>,
+    sink: Arc<dyn CompletionSink>,
     open: Option<Open>,
     tables: Vec<Arc<Table>>,
 }
@@ -74,12 +76,13 @@ impl Database {
             }
             Ok(())
         }))?;
-        let worker = Worker::start(Arc::clone(&write), sink)?;
+        let worker = Worker::start(Arc::clone(&write), Arc::clone(&sink))?;
         Ok(Database {
             location,
             options,
             busy_retries,
             prune_stats,
+            sink,
             open: Some(Open { read, write, worker, upkeep }),
             tables: Vec::new(),
         })
@@ -164,6 +167,26 @@ impl Database {
         let table = self.table(table)?;
         self.open_parts()?.upkeep.unschedule(table);
         Ok(())
+    }
+
+    /// Copies the live database to `target` on a thread of its own; the page count
+    /// goes to the sink under `ticket`.
+    pub fn backup(&self, ticket: u32, target: std::path::PathBuf) -> StoreResult<()> {
+        let open = self.open_parts()?;
+        let source = match &self.location {
+            Location::File(_) => BackupSource::File(self.location.clone(), self.options.clone()),
+            Location::Memory(_) => BackupSource::Shared(Arc::clone(&open.write)),
+        };
+        backup::start(source, target, ticket, Arc::clone(&self.sink))
+    }
+
+    /// Size in bytes of the database file and of its WAL (0 for in-memory databases).
+    pub fn file_sizes(&self) -> (u64, u64) {
+        let Location::File(path) = &self.location else { return (0, 0) };
+        let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        let mut wal = path.clone().into_os_string();
+        wal.push("-wal");
+        (size(path), size(std::path::Path::new(&wal)))
     }
 
     /// The whole database as one serialized image.

@@ -1,6 +1,7 @@
 //! A session store for express-session over SQLite. The core (everything but `node`)
 //! is plain Rust and tested with `cargo test`; `node` is the thin Node-API layer.
 
+pub mod backup;
 pub mod database;
 pub mod error;
 pub mod ops;

@@ -87,6 +87,7 @@ fn decode_op(op: u32, sid: Option<String>, data: Option<String>, expires: Option
             key: key.ok_or_else(|| to_js(StoreError::new("ERR_INTERNAL", "needs a user key")))?,
             except: sid.clone(),
         },
+        10 => Op::CountExpired,
         _ => return Err(to_js(StoreError::new("ERR_INTERNAL", format!("unknown operation {op}")))),
     })
 }
@@ -96,6 +97,17 @@ fn outcome_value(outcome: Outcome) -> Either<i64, Vec<String>> {
         Outcome::Count(n) => Either::A(n),
         Outcome::Strings(s) => Either::B(s),
     }
+}
+
+#[napi(object)]
+pub struct Counters {
+    pub prune_runs: f64,
+    pub rows_pruned: f64,
+    pub prunes_skipped: f64,
+    pub checkpoints: f64,
+    pub busy_retries: f64,
+    pub file_bytes: f64,
+    pub wal_bytes: f64,
 }
 
 #[napi(object)]
@@ -238,6 +250,29 @@ impl NativeDatabase {
         let mut completions = self.completions.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let result = if active { completions.refer(&env) } else { completions.unref(&env) };
         result.map_err(|e| to_js(StoreError::new("ERR_INTERNAL", e.reason.clone())))
+    }
+
+    /// Copies the live database to a file; the page count arrives at onComplete.
+    #[napi(catch_unwind)]
+    pub fn backup(&self, ticket: u32, path: String) -> Result<(), ErrorCode> {
+        self.db.backup(ticket, path.into()).map_err(to_js)
+    }
+
+    /// Counters and sizes that cost nothing to read (no SQL).
+    #[napi(catch_unwind)]
+    pub fn counters(&self) -> Counters {
+        let stats = self.db.prune_stats();
+        let (file_bytes, wal_bytes) = self.db.file_sizes();
+        let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed) as f64;
+        Counters {
+            prune_runs: load(&stats.runs),
+            rows_pruned: load(&stats.rows),
+            prunes_skipped: load(&stats.skipped),
+            checkpoints: load(&stats.checkpoints),
+            busy_retries: self.db.busy_retries() as f64,
+            file_bytes: file_bytes as f64,
+            wal_bytes: wal_bytes as f64,
+        }
     }
 
     #[napi(catch_unwind)]

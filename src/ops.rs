@@ -37,6 +37,8 @@ pub enum Op {
     IdsByUser { key: String },
     DestroyByUser { key: String, except: Option<String> },
     Prune { limit: i64 },
+    /// Rows expired but not yet pruned.
+    CountExpired,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -101,6 +103,10 @@ pub fn run(conn: &Connection, table: &Table, op: &Op, now: i64) -> StoreResult<O
         Op::IdsByUser { key } => Ok(Outcome::Strings(strings(conn, &sql.ids_by_user, rusqlite::params![key, now], 1)?)),
         Op::DestroyByUser { key, except } => changed(&sql.destroy_by_user, &[key, &now, except]),
         Op::Prune { limit } => changed(&sql.prune_batch, &[&now, limit]),
+        Op::CountExpired => {
+            let mut stmt = conn.prepare_cached(&sql.count_expired)?;
+            Ok(Outcome::Count(stmt.query_row([now], |row| row.get(0))?))
+        }
     }
 }
 
