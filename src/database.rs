@@ -144,6 +144,7 @@ impl Database {
     pub fn run_now(&self, table: u32, op: &Op) -> StoreResult<Outcome> {
         let table = self.table(table)?;
         let conn = lock(&self.open_parts()?.write);
+        ops::ensure_file_in_place(&conn)?;
         conn.fail_fast.store(true, Ordering::Relaxed);
         let result = ops::run(&conn, table, op, ops::now_ms());
         conn.fail_fast.store(false, Ordering::Relaxed);

@@ -196,7 +196,9 @@ fn install_busy_handler(
 }
 
 fn apply_file_pragmas(conn: &Connection, options: &OpenOptions) -> StoreResult<()> {
-    if options.readonly {
+    // A file the OS will not let us write (read-only media, permissions) opens
+    // read-only: reads work and writes fail with SQLITE_READONLY, like `readonly`.
+    if options.readonly || conn.is_readonly(rusqlite::MAIN_DB)? {
         return Ok(());
     }
     // `wal: false` leaves the file's journal mode as it is (a file someone else put in
