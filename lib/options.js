@@ -14,6 +14,8 @@ const isPlainObject = (value) =>
 const check = {
   boolean: (value) => typeof value === 'boolean' || 'a boolean',
   nonEmptyString: (value) => (typeof value === 'string' && value.length > 0) || 'a non-empty string',
+  tableName: (value) =>
+    (typeof value === 'string' && value.length > 0 && !value.includes('\0')) || 'a non-empty string without NUL',
   nonNegativeInteger: (value) => (Number.isSafeInteger(value) && value >= 0) || 'a non-negative integer',
   positiveSeconds: (value) => (typeof value === 'number' && Number.isFinite(value) && value > 0) || 'a positive number of seconds',
   nonNegativeSeconds: (value) => (typeof value === 'number' && Number.isFinite(value) && value >= 0) || 'a non-negative number of seconds',
@@ -40,7 +42,7 @@ const DATABASE_OPTIONS = {
 }
 
 const STORE_OPTIONS = {
-  tableName: check.nonEmptyString,
+  tableName: check.tableName,
   wal: check.boolean,
   databaseOptions: check.databaseOptions,
   ttl: check.ttl,
