@@ -10,7 +10,7 @@ const express = require('express')
 const session = require('express-session')
 const { SQLiteStore } = require('..')
 const { createApp, createStore } = require('../examples/logout-everywhere')
-const { tempDb, tempDir, sessionFor, inspect, sleep } = require('./helpers')
+const { tempDb, tempDir, sessionFor, inspect, sleep, betterSqlite3 } = require('./helpers')
 
 const userSession = (user, maxAge = 600_000) => ({ ...sessionFor('x', maxAge), passport: { user } })
 
@@ -47,7 +47,9 @@ test('idsByUser and destroyByUser: two users, several sessions each, expiry resp
   store.close()
 })
 
-test('an existing table gains the user column: express-sqlite table, then userKey', async () => {
+test('an existing table gains the user column: express-sqlite table, then userKey', async (t) => {
+  const { skip } = betterSqlite3()
+  if (skip) return t.skip(`express-sqlite needs better-sqlite3: ${skip}`)
   const file = tempDb()
   const { SQLiteStore: OldStore } = require('express-sqlite')
   const old = new OldStore(file)

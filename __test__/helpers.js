@@ -88,7 +88,12 @@ function runScript(source, { timeoutMs = 30_000 } = {}) {
 function holdWriteLock(file) {
   const { spawn } = require('node:child_process')
   const source = `
-    const db = new (require('better-sqlite3'))(${JSON.stringify(file)}, { timeout: 10000 })
+    let db
+    try {
+      db = new (require('node:sqlite').DatabaseSync)(${JSON.stringify(file)}, { timeout: 10000 })
+    } catch {
+      db = new (require('better-sqlite3'))(${JSON.stringify(file)}, { timeout: 10000 })
+    }
     db.exec('BEGIN IMMEDIATE')
     process.stdout.write('locked\\n')
     process.stdin.on('data', () => { db.exec('COMMIT'); db.close(); process.exit(0) })
@@ -101,4 +106,21 @@ function holdWriteLock(file) {
   })
 }
 
-module.exports = { holdWriteLock, tempDir, tempDb, sessionFor, callback, sleep, inspect, runScript }
+/**
+ * better-sqlite3 (needed by express-sqlite and by the handle-sharing tests) is a
+ * V8-specific addon compiled for the Node that ran `npm install`; under another Node
+ * major it cannot load. Returns the module, or a reason to give t.skip().
+ */
+function betterSqlite3() {
+  try {
+    const BetterSqlite3 = require('better-sqlite3')
+    new BetterSqlite3(':memory:').close() // the addon itself loads lazily
+    return { module: BetterSqlite3 }
+  } catch (error) {
+    return {
+      skip: `better-sqlite3 was built for another Node ABI (NODE_MODULE_VERSION ${process.versions.modules} here): ${error.code || error.message}`,
+    }
+  }
+}
+
+module.exports = { betterSqlite3, holdWriteLock, tempDir, tempDb, sessionFor, callback, sleep, inspect, runScript }

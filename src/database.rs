@@ -6,7 +6,7 @@
 //! between batches and commits what arrived together in one transaction.
 //! An in-memory database has a single connection, so `read` and `write` are the same.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::backup::{self, BackupSource};
@@ -68,15 +68,18 @@ impl Database {
         let prune_stats = Arc::new(PruneStats::default());
         let upkeep = Upkeep::start(upkeep_conn, Arc::clone(&sink), Arc::clone(&prune_stats))?;
         let checkpoint = upkeep.checkpoint_request();
+        let wal_pages = Arc::new(AtomicI64::new(0));
+        let hook_pages = Arc::clone(&wal_pages);
         // Replaces SQLite's auto-checkpoint on the writing connection: the JS thread and
         // the writer thread only ask; the upkeep thread does the copying.
         lock(&write).wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, pages: i32| {
+            hook_pages.store(i64::from(pages), Ordering::Relaxed);
             if pages >= CHECKPOINT_PAGES {
                 checkpoint.request();
             }
             Ok(())
         }))?;
-        let worker = Worker::start(Arc::clone(&write), Arc::clone(&sink))?;
+        let worker = Worker::start(Arc::clone(&write), Arc::clone(&sink), wal_pages)?;
         Ok(Database {
             location,
             options,

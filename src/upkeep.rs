@@ -212,19 +212,11 @@ fn upkeep_loop(shared: &Shared, conn: &SharedConn, sink: &dyn CompletionSink) {
     }
 }
 
-/// WAL pages past which a passive checkpoint is not enough: under sustained writes it
-/// never catches up, so the WAL never restarts. Then a TRUNCATE checkpoint briefly
-/// holds off writers (who wait on other threads; the JS thread hands its writes to the
-/// writer thread rather than wait) and empties the WAL.
-const WAL_HARD_LIMIT_PAGES: i64 = 2000;
-
+/// A passive checkpoint: copies what it can without making anyone wait. Under sustained
+/// writes it may never catch up; the writer thread then restarts the WAL itself (see
+/// `worker::WAL_HARD_LIMIT_PAGES`).
 fn checkpoint(conn: &SharedConn) -> StoreResult<()> {
-    let conn = lock(conn);
-    let (_, log_pages, _): (i64, i64, i64) =
-        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-    if log_pages > WAL_HARD_LIMIT_PAGES {
-        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get::<_, i64>(0))?;
-    }
+    lock(conn).query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(0))?;
     Ok(())
 }
 

@@ -3,12 +3,20 @@
 //! result is delivered only after its transaction has committed.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use crate::error::{StoreError, StoreResult};
 use crate::ops::{run_batch, Job, Outcome};
 use crate::SharedConn;
+
+/// WAL pages past which the writer thread, between two batches, empties the WAL with a
+/// TRUNCATE checkpoint. A checkpoint from another thread cannot do it under sustained
+/// writes: it waits for the write lock with sleeps and the writer, which never sleeps,
+/// always takes the lock back first. Done before the batch's results are delivered, so
+/// the JS thread (which only writes itself when nothing is outstanding) never waits.
+pub const WAL_HARD_LIMIT_PAGES: i64 = 2000;
 
 /// Most jobs in one transaction: bounds how long the write lock is held, so other
 /// processes on the same file get their turn.
@@ -44,12 +52,13 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Worker {
-    pub fn start(conn: SharedConn, sink: Arc<dyn CompletionSink>) -> StoreResult<Worker> {
+    /// `wal_pages` is kept current by the write connection's WAL hook.
+    pub fn start(conn: SharedConn, sink: Arc<dyn CompletionSink>, wal_pages: Arc<AtomicI64>) -> StoreResult<Worker> {
         let queue: Arc<(Mutex<Queue>, Condvar)> = Arc::default();
         let thread_queue = Arc::clone(&queue);
         let thread = std::thread::Builder::new()
             .name("sqlite-session-writer".into())
-            .spawn(move || writer_loop(&thread_queue, &conn, sink.as_ref()))
+            .spawn(move || writer_loop(&thread_queue, &conn, sink.as_ref(), &wal_pages))
             .map_err(|e| StoreError::new("ERR_THREAD", format!("cannot start the writer thread: {e}")))?;
         Ok(Worker { queue, thread: Some(thread) })
     }
@@ -105,9 +114,19 @@ fn next_batch(queue: &(Mutex<Queue>, Condvar)) -> Option<Vec<Job>> {
     }
 }
 
-fn writer_loop(queue: &(Mutex<Queue>, Condvar), conn: &SharedConn, sink: &dyn CompletionSink) {
+fn writer_loop(queue: &(Mutex<Queue>, Condvar), conn: &SharedConn, sink: &dyn CompletionSink, wal_pages: &AtomicI64) {
     while let Some(jobs) = next_batch(queue) {
-        let results = catch_unwind(AssertUnwindSafe(|| run_batch(&mut lock(conn), &jobs))).unwrap_or_else(|_| {
+        let results = catch_unwind(AssertUnwindSafe(|| {
+            let mut conn = lock(conn);
+            let results = run_batch(&mut conn, &jobs);
+            if wal_pages.load(Ordering::Relaxed) > WAL_HARD_LIMIT_PAGES {
+                // Best effort: if another process holds a reader, the next batch tries again.
+                let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get::<_, i64>(0));
+                wal_pages.store(0, Ordering::Relaxed);
+            }
+            results
+        }))
+        .unwrap_or_else(|_| {
             jobs.iter().map(|_| Err(StoreError::new("ERR_INTERNAL", "the writer thread hit an internal error"))).collect()
         });
         let completions =
@@ -138,7 +157,8 @@ mod tests {
             .expect("schema");
         let conn = crate::open::Conn { sqlite: conn, fail_fast: Arc::default() };
         let (tx, rx) = mpsc::channel();
-        let mut worker = Worker::start(Arc::new(Mutex::new(conn)), Arc::new(ChannelSink(Mutex::new(tx)))).expect("start");
+        let mut worker = Worker::start(Arc::new(Mutex::new(conn)), Arc::new(ChannelSink(Mutex::new(tx))), Arc::default())
+            .expect("start");
         let far = crate::ops::now_ms() + 60_000;
         for i in 0..1000u32 {
             let op = Op::Set { sid: format!("s{}", i % 10), data: format!("{{\"n\":{i}}}"), expires: far, user_key: None };
