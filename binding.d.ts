@@ -16,7 +16,8 @@ export declare class NativeDatabase {
    */
   constructor(location: string | Buffer | undefined | null, options: NativeOpenOptions, onComplete: (tickets: number[], outcomes: Array<number | string[] | { code: string; message: string }>) => void)
   /** `prune_interval_ms`: null for no scheduled prunes. */
-  openTable(name: string, createTable: boolean, defaultTtlMs: number, maxLifetimeMs?: number | undefined | null, pruneIntervalMs?: number | undefined | null): number
+  openTable(name: string, createTable: boolean, defaultTtlMs: number, maxLifetimeMs?: number | undefined | null, pruneIntervalMs?: number | undefined | null, extraColumns?: Array<NativeExtraColumn> | undefined | null): number
+  hasTable(name: string): boolean
   /** Prunes a table now on the upkeep thread; the deleted count arrives at onComplete. */
   prune(ticket: number, table: number): void
   stopPruning(table: number): void
@@ -25,9 +26,9 @@ export declare class NativeDatabase {
   /** When the live session was last written (epoch ms), or null when missing or expired. */
   lastWrite(table: number, sid: string): number | null
   /** Runs an operation now on the JS thread; a lock held elsewhere throws SQLITE_BUSY at once. */
-  run(table: number, op: number, sid?: string | undefined | null, data?: string | undefined | null, expires?: number | undefined | null, key?: string | undefined | null): number | string[]
+  run(table: number, op: number, sid?: string | undefined | null, data?: string | undefined | null, expires?: number | undefined | null, key?: string | undefined | null, extras?: Array<ExtraValue> | undefined | null): number | string[]
   /** Queues an operation for the writer thread; the result arrives at onComplete. */
-  submit(ticket: number, table: number, op: number, sid?: string | undefined | null, data?: string | undefined | null, expires?: number | undefined | null, key?: string | undefined | null): void
+  submit(ticket: number, table: number, op: number, sid?: string | undefined | null, data?: string | undefined | null, expires?: number | undefined | null, key?: string | undefined | null, extras?: Array<ExtraValue> | undefined | null): void
   /** Keeps Node alive while queued work is outstanding (true), or lets it exit (false). */
   keepAlive(active: boolean): void
   /** Copies the live database to a file; the page count arrives at onComplete. */
@@ -53,6 +54,11 @@ export interface Counters {
 export interface Failure {
   code: string
   message: string
+}
+
+export interface NativeExtraColumn {
+  name: string
+  sqlType: string
 }
 
 export interface NativeOpenOptions {

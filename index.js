@@ -3,6 +3,7 @@
 // SQLiteStore: express-session's Store over SQLite. This file validates arguments,
 // computes expiry and serializes sessions; everything that touches SQLite is native.
 
+const fs = require('node:fs')
 const { Store } = require('express-session')
 
 const { Database, kCore, isBetterSqlite3 } = require('./lib/database')
@@ -40,6 +41,8 @@ function parseSession(json) {
   return isPlainObject(session) && isPlainObject(session.cookie) ? session : undefined
 }
 
+const noTable = (name) => storeError('ERR_NO_TABLE', `table "${name}" does not exist and createTable is false`)
+
 /** Opens (or adopts) the Database a store works on; says whether the store owns it. */
 function databaseFor(database, options) {
   if (database instanceof Database) return { db: database, owned: false }
@@ -57,7 +60,15 @@ function databaseFor(database, options) {
     })
     return { db, owned: true }
   }
-  const db = new Database(database, { ...options.databaseOptions, wal: options.wal, synchronous: options.synchronous })
+  // createTable: false never changes the file: not its tables, not its journal mode.
+  if (!options.createTable && typeof database === 'string' && database !== ':memory:' && !fs.existsSync(database)) {
+    throw noTable(options.tableName)
+  }
+  const db = new Database(database, {
+    ...options.databaseOptions,
+    wal: options.createTable ? options.wal : false,
+    synchronous: options.synchronous,
+  })
   return { db, owned: true }
 }
 
@@ -67,6 +78,8 @@ class SQLiteStore extends Store {
   #core
   #table
   #options
+  #extraColumns
+  #tableArgs
   #closed = false
   #disconnected = false
   #stopFatal
@@ -88,8 +101,13 @@ class SQLiteStore extends Store {
     const defaultTtlMs = typeof opts.ttl === 'number' ? opts.ttl * 1000 : 86400 * 1000
     const maxLifetimeMs = opts.maxLifetime === undefined ? null : Math.round(opts.maxLifetime * 1000)
     const pruneIntervalMs = opts.pruneInterval === false ? null : Math.round(opts.pruneInterval * 1000)
+    this.#extraColumns = Object.entries(opts.extraColumns).map(([name, sqlType]) => ({ name, sqlType }))
+    this.#tableArgs = [opts.tableName, defaultTtlMs, maxLifetimeMs, pruneIntervalMs, this.#extraColumns]
     try {
-      this.#table = this.#core.openTable(opts.tableName, true, defaultTtlMs, maxLifetimeMs, pruneIntervalMs)
+      if (!opts.createTable && !this.#core.hasTable(opts.tableName)) {
+        throw noTable(opts.tableName)
+      }
+      this.#table = this.#openTable(opts.createTable)
     } catch (error) {
       if (owned) db.close()
       throw error
@@ -105,6 +123,11 @@ class SQLiteStore extends Store {
     if (this.#disconnected) return
     this.#disconnected = true
     process.nextTick(() => this.emit('disconnect'))
+  }
+
+  #openTable(create) {
+    const [name, ...rest] = this.#tableArgs
+    return this.#core.openTable(name, create, ...rest)
   }
 
   /** The table sessions are kept in. */
@@ -160,19 +183,37 @@ class SQLiteStore extends Store {
       if (!isPlainObject(session)) {
         return this.#core.defer(done, storeError('ERR_INVALID_SESSION', 'the session must be an object', TypeError))
       }
-      let json, expires, key
+      let json, expires, key, extras
       const now = Date.now()
       try {
         expires = expiryMs(session, now, this.#options.ttl)
         json = serialize(session, this.#options.maxSessionBytes)
         key = this.#userKey(session)
+        extras = this.#extraValues(session, json, expires)
       } catch (error) {
         return this.#core.defer(done, error)
       }
       const finish = (error) => done(error)
       if (expires <= now) return this.#core.write(finish, this.#table, Op.DESTROY, sid)
-      this.#core.write(finish, this.#table, Op.SET, sid, json, expires, key)
+      this.#core.write(finish, this.#table, Op.SET, sid, json, expires, key, extras)
     })
+  }
+
+  /** Values of the extra columns, from extendDefaultFields (in extraColumns order). */
+  #extraValues(session, json, expires) {
+    if (this.#extraColumns.length === 0) return undefined
+    const fields = this.#options.extendDefaultFields
+      ? this.#options.extendDefaultFields({ data: json, expires: new Date(expires) }, session)
+      : {}
+    if (!isPlainObject(fields)) {
+      throw storeError('ERR_INVALID_EXTRA_FIELD', 'extendDefaultFields must return an object', TypeError)
+    }
+    for (const name of Object.keys(fields)) {
+      if (name !== 'data' && name !== 'expires' && !this.#extraColumns.some((c) => c.name === name)) {
+        throw storeError('ERR_INVALID_EXTRA_FIELD', `extendDefaultFields returned "${name}", which is not in extraColumns`, TypeError)
+      }
+    }
+    return this.#extraColumns.map(({ name }) => columnValue(fields[name], name))
   }
 
   #userKey(session) {
@@ -334,6 +375,24 @@ class SQLiteStore extends Store {
     })
   }
 
+  /** Creates the table (and any missing column) if needed; for `createTable: false`. */
+  sync() {
+    return callbackOrPromise(undefined, (done) => {
+      if (!this.#usable(done)) return
+      try {
+        this.#table = this.#openTable(true)
+      } catch (error) {
+        return this.#core.defer(done, error)
+      }
+      this.#core.defer(done)
+    })
+  }
+
+  /** Stops the background pruning (connect-session-knex's name for it). */
+  stopDbCleanup() {
+    if (!this.#closed) this.#core.stopPruning(this.#table)
+  }
+
   /** Deletes expired sessions now, on a background thread; gives the number deleted. */
   prune(callback) {
     return callbackOrPromise(callback, (done) => {
@@ -372,6 +431,16 @@ class SQLiteStore extends Store {
     }
     return callback === undefined ? Promise.resolve() : undefined
   }
+}
+
+/** A value for an extra column: text, number, boolean (0/1), Date (epoch ms) or null. */
+function columnValue(value, name) {
+  if (value === undefined || value === null) return null
+  if (typeof value === 'string') return value
+  if (typeof value === 'number' && Number.isFinite(value)) return value
+  if (typeof value === 'boolean') return value ? 1 : 0
+  if (value instanceof Date && !Number.isNaN(value.getTime())) return value.getTime()
+  throw storeError('ERR_INVALID_EXTRA_FIELD', `extendDefaultFields gave column "${name}" a value that is not text, a number, a boolean, a Date or null`, TypeError)
 }
 
 /** User keys are stored as text; numbers by their decimal form. */

@@ -50,8 +50,12 @@ class Core {
     return this.#native.memory
   }
 
-  openTable(name, createTable, defaultTtlMs, maxLifetimeMs, pruneIntervalMs) {
-    return this.#native.openTable(name, createTable, defaultTtlMs, maxLifetimeMs, pruneIntervalMs)
+  openTable(name, createTable, defaultTtlMs, maxLifetimeMs, pruneIntervalMs, extraColumns) {
+    return this.#native.openTable(name, createTable, defaultTtlMs, maxLifetimeMs, pruneIntervalMs, extraColumns)
+  }
+
+  hasTable(name) {
+    return this.#native.hasTable(name)
   }
 
   stopPruning(table) {
@@ -98,24 +102,24 @@ class Core {
    * gains nothing from a thread hop); otherwise, or if another connection holds the
    * lock, it joins the writer thread's queue and commits with whatever arrives with it.
    */
-  write(done, table, op, sid, data, expires, key) {
+  write(done, table, op, sid, data, expires, key, extras) {
     if (this.#closed) return this.defer(done, closedError())
     if (this.#queued.size === 0 && this.#ready.length === 0) {
       let value
       try {
-        value = this.#native.run(table, op, sid, data, expires, key)
+        value = this.#native.run(table, op, sid, data, expires, key, extras)
       } catch (error) {
         if (error.code !== 'SQLITE_BUSY') return this.defer(done, this.#noticed(error))
-        return this.queue(done, table, op, sid, data, expires, key)
+        return this.queue(done, table, op, sid, data, expires, key, extras)
       }
       return this.defer(done, undefined, value)
     }
-    return this.queue(done, table, op, sid, data, expires, key)
+    return this.queue(done, table, op, sid, data, expires, key, extras)
   }
 
   /** Work for the writer thread (bulk reads always go there, in order with writes). */
-  queue(done, table, op, sid, data, expires, key) {
-    this.#send(done, (ticket) => this.#native.submit(ticket, table, op, sid, data, expires, key))
+  queue(done, table, op, sid, data, expires, key, extras) {
+    this.#send(done, (ticket) => this.#native.submit(ticket, table, op, sid, data, expires, key, extras))
   }
 
   /** One prune now, on the upkeep thread; `done` gets the number of rows deleted. */

@@ -27,6 +27,18 @@ const check = {
   function: (value) => typeof value === 'function' || 'a function',
   synchronous: (value) => value === 'NORMAL' || value === 'FULL' || "'NORMAL' or 'FULL'",
   databaseOptions: (value) => isPlainObject(value) || 'an object',
+  milliseconds: (value) =>
+    (typeof value === 'number' && Number.isFinite(value) && value > 0) || 'a positive number of milliseconds',
+  intervalMs: (value) =>
+    value === false ||
+    (typeof value === 'number' && Number.isFinite(value) && value > 0 && value <= 4_000_000_000) ||
+    'false or a positive number of milliseconds',
+  extraColumns: (value) =>
+    (isPlainObject(value) &&
+      Object.entries(value).every(
+        ([name, type]) => name.length > 0 && !name.includes('\0') && ['TEXT', 'INTEGER', 'REAL', 'NUMERIC', 'BLOB'].includes(type),
+      )) ||
+    "an object of column name to 'TEXT' | 'INTEGER' | 'REAL' | 'NUMERIC' | 'BLOB'",
   pruneInterval: (value) =>
     value === false ||
     (typeof value === 'number' && Number.isFinite(value) && value > 0 && value <= 4_000_000) ||
@@ -53,7 +65,26 @@ const STORE_OPTIONS = {
   userKey: check.function,
   synchronous: check.synchronous,
   pruneInterval: check.pruneInterval,
+  createTable: check.boolean,
+  extraColumns: check.extraColumns,
+  extendDefaultFields: check.function,
+  // The names connect-session-knex and connect-session-sequelize users know.
+  createtable: check.boolean,
+  clearInterval: check.intervalMs,
+  checkExpirationInterval: check.intervalMs,
+  expiration: check.milliseconds,
 }
+
+/** An alias and our own name for one option: at most one of them. */
+function alias(options, ours, theirs, convert) {
+  if (options[theirs] === undefined) return options[ours]
+  if (options[ours] !== undefined) {
+    throw typeError(`storeOptions: give ${ours} or its alias ${theirs}, not both`)
+  }
+  return convert(options[theirs])
+}
+
+const msToSeconds = (ms) => (ms === false ? false : ms / 1000)
 
 function validate(input, rules, what) {
   if (input === undefined) return {}
@@ -83,7 +114,17 @@ function databaseOptions(input) {
 }
 
 function storeOptions(input) {
-  const options = validate(input, STORE_OPTIONS, 'storeOptions')
+  const options = { ...validate(input, STORE_OPTIONS, 'storeOptions') }
+  options.createTable = alias(options, 'createTable', 'createtable', (v) => v)
+  if (options.clearInterval !== undefined && options.checkExpirationInterval !== undefined) {
+    throw typeError('storeOptions: give clearInterval or checkExpirationInterval, not both')
+  }
+  options.pruneInterval = alias(options, 'pruneInterval', 'clearInterval', msToSeconds)
+  options.pruneInterval = alias(options, 'pruneInterval', 'checkExpirationInterval', msToSeconds)
+  options.ttl = alias(options, 'ttl', 'expiration', msToSeconds)
+  if (options.extendDefaultFields !== undefined && options.extraColumns === undefined) {
+    throw typeError('storeOptions: extendDefaultFields needs extraColumns to declare its columns')
+  }
   return {
     tableName: options.tableName ?? 'Sessions',
     wal: options.wal ?? true,
@@ -96,6 +137,9 @@ function storeOptions(input) {
     userKey: options.userKey,
     synchronous: options.synchronous,
     pruneInterval: options.pruneInterval ?? 900,
+    createTable: options.createTable ?? true,
+    extraColumns: options.extraColumns ?? {},
+    extendDefaultFields: options.extendDefaultFields,
   }
 }
 

@@ -25,6 +25,7 @@ pub struct TableOptions {
     pub max_lifetime_ms: Option<i64>,
     /// Prune expired rows this often (jittered); None: only on request.
     pub prune_interval: Option<std::time::Duration>,
+    pub extra_columns: Vec<crate::sql::ExtraColumn>,
 }
 
 struct Open {
@@ -117,7 +118,8 @@ impl Database {
 
     /// Creates or migrates a table and returns the handle stores use for it.
     pub fn open_table(&mut self, options: &TableOptions) -> StoreResult<u32> {
-        let table = Arc::new(Table::new(&options.name, options.max_lifetime_ms));
+        crate::sql::check_extra_columns(&options.extra_columns).map_err(|m| StoreError::new("ERR_INVALID_ARG_VALUE", m))?;
+        let table = Arc::new(Table::with_extra_columns(&options.name, options.max_lifetime_ms, &options.extra_columns));
         let schema = SchemaOptions {
             create_table: options.create_table && !self.options.readonly,
             default_ttl_ms: options.default_ttl_ms,
@@ -130,6 +132,16 @@ impl Database {
         }
         self.tables.push(table);
         Ok((self.tables.len() - 1) as u32)
+    }
+
+    /// Whether a table of that name exists (read only; for `createTable: false`).
+    pub fn has_table(&self, name: &str) -> StoreResult<bool> {
+        let conn = lock(&self.open_parts()?.read);
+        Ok(conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1 COLLATE NOCASE)",
+            [name],
+            |r| r.get(0),
+        )?)
     }
 
     pub fn get(&self, table: u32, sid: &str) -> StoreResult<Option<String>> {

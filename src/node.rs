@@ -65,8 +65,29 @@ impl CompletionSink for JsSink {
     }
 }
 
+/// A value for an extra column: text, a number, or null.
+type ExtraValue = Option<Either<String, f64>>;
+
+fn extra_value(value: ExtraValue) -> rusqlite::types::Value {
+    use rusqlite::types::Value;
+    match value {
+        None => Value::Null,
+        Some(Either::A(text)) => Value::Text(text),
+        // Whole numbers are stored as integers, as SQLite would from JS code.
+        Some(Either::B(n)) if n.fract() == 0.0 && n.abs() < 9.007_199_254_740_992e15 => Value::Integer(n as i64),
+        Some(Either::B(n)) => Value::Real(n),
+    }
+}
+
 /// Operation codes shared with index.js.
-fn decode_op(op: u32, sid: Option<String>, data: Option<String>, expires: Option<i64>, key: Option<String>) -> Result<Op, ErrorCode> {
+fn decode_op(
+    op: u32,
+    sid: Option<String>,
+    data: Option<String>,
+    expires: Option<i64>,
+    key: Option<String>,
+    extras: Option<Vec<ExtraValue>>,
+) -> Result<Op, ErrorCode> {
     let need_sid = || sid.clone().ok_or_else(|| to_js(StoreError::new("ERR_INTERNAL", "operation needs a sid")));
     let expires = || expires.ok_or_else(|| to_js(StoreError::new("ERR_INTERNAL", "operation needs an expiry")));
     Ok(match op {
@@ -75,6 +96,7 @@ fn decode_op(op: u32, sid: Option<String>, data: Option<String>, expires: Option
             data: data.clone().ok_or_else(|| to_js(StoreError::new("ERR_INTERNAL", "set needs data")))?,
             expires: expires()?,
             user_key: key,
+            extras: extras.unwrap_or_default().into_iter().map(extra_value).collect(),
         },
         2 => Op::Touch { sid: need_sid()?, expires: expires()? },
         3 => Op::Destroy { sid: need_sid()? },
@@ -97,6 +119,12 @@ fn outcome_value(outcome: Outcome) -> Either<i64, Vec<String>> {
         Outcome::Count(n) => Either::A(n),
         Outcome::Strings(s) => Either::B(s),
     }
+}
+
+#[napi(object)]
+pub struct NativeExtraColumn {
+    pub name: String,
+    pub sql_type: String,
 }
 
 #[napi(object)]
@@ -181,11 +209,22 @@ impl NativeDatabase {
         default_ttl_ms: i64,
         max_lifetime_ms: Option<i64>,
         prune_interval_ms: Option<u32>,
+        extra_columns: Option<Vec<NativeExtraColumn>>,
     ) -> Result<u32, ErrorCode> {
         let prune_interval = prune_interval_ms.map(|ms| std::time::Duration::from_millis(u64::from(ms)));
+        let extra_columns = extra_columns
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| crate::sql::ExtraColumn { name: c.name, sql_type: c.sql_type })
+            .collect();
         self.db
-            .open_table(&TableOptions { name, create_table, default_ttl_ms, max_lifetime_ms, prune_interval })
+            .open_table(&TableOptions { name, create_table, default_ttl_ms, max_lifetime_ms, prune_interval, extra_columns })
             .map_err(to_js)
+    }
+
+    #[napi(catch_unwind)]
+    pub fn has_table(&self, name: String) -> Result<bool, ErrorCode> {
+        self.db.has_table(&name).map_err(to_js)
     }
 
     /// Prunes a table now on the upkeep thread; the deleted count arrives at onComplete.
@@ -221,8 +260,9 @@ impl NativeDatabase {
         data: Option<String>,
         expires: Option<i64>,
         key: Option<String>,
+        extras: Option<Vec<ExtraValue>>,
     ) -> Result<Either<i64, Vec<String>>, ErrorCode> {
-        let op = decode_op(op, sid, data, expires, key)?;
+        let op = decode_op(op, sid, data, expires, key, extras)?;
         self.db.run_now(table, &op).map(outcome_value).map_err(to_js)
     }
 
@@ -238,8 +278,9 @@ impl NativeDatabase {
         data: Option<String>,
         expires: Option<i64>,
         key: Option<String>,
+        extras: Option<Vec<ExtraValue>>,
     ) -> Result<(), ErrorCode> {
-        let op = decode_op(op, sid, data, expires, key)?;
+        let op = decode_op(op, sid, data, expires, key, extras)?;
         self.db.submit(ticket, table, op).map_err(to_js)
     }
 

@@ -20,14 +20,21 @@ pub struct Table {
 
 impl Table {
     pub fn new(name: &str, max_lifetime_ms: Option<i64>) -> Self {
-        Table { sql: TableSql::new(name), max_lifetime_ms: max_lifetime_ms.unwrap_or(NO_LIFETIME_LIMIT_MS) }
+        Self::with_extra_columns(name, max_lifetime_ms, &[])
+    }
+
+    pub fn with_extra_columns(name: &str, max_lifetime_ms: Option<i64>, extra: &[crate::sql::ExtraColumn]) -> Self {
+        Table {
+            sql: TableSql::with_extra_columns(name, extra),
+            max_lifetime_ms: max_lifetime_ms.unwrap_or(NO_LIFETIME_LIMIT_MS),
+        }
     }
 }
 
 /// A change or a bulk read, in the order the caller issued it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
-    Set { sid: String, data: String, expires: i64, user_key: Option<String> },
+    Set { sid: String, data: String, expires: i64, user_key: Option<String>, extras: Vec<rusqlite::types::Value> },
     Touch { sid: String, expires: i64 },
     Destroy { sid: String },
     Clear,
@@ -88,8 +95,13 @@ pub fn run(conn: &Connection, table: &Table, op: &Op, now: i64) -> StoreResult<O
         Ok(Outcome::Count(stmt.execute(params)? as i64))
     };
     match op {
-        Op::Set { sid, data, expires, user_key } => {
-            changed(&sql.upsert, &[sid, data, expires, &now, &table.max_lifetime_ms, user_key])
+        Op::Set { sid, data, expires, user_key, extras } => {
+            if extras.len() != sql.extra_columns.len() {
+                return Err(StoreError::new("ERR_INTERNAL", "wrong number of extra column values"));
+            }
+            let mut params: Vec<&dyn rusqlite::ToSql> = vec![sid, data, expires, &now, &table.max_lifetime_ms, user_key];
+            params.extend(extras.iter().map(|v| v as &dyn rusqlite::ToSql));
+            changed(&sql.upsert, &params)
         }
         Op::Touch { sid, expires } => changed(&sql.touch, &[sid, expires, &now, &table.max_lifetime_ms]),
         Op::Destroy { sid } => changed(&sql.destroy, &[sid]),
@@ -198,7 +210,7 @@ mod tests {
     }
 
     fn set(sid: &str, data: &str, expires: i64) -> Op {
-        Op::Set { sid: sid.into(), data: data.into(), expires, user_key: None }
+        Op::Set { sid: sid.into(), data: data.into(), expires, user_key: None, extras: vec![] }
     }
 
     #[test]

@@ -35,10 +35,13 @@ fn column_names(conn: &Connection, table: &str) -> StoreResult<Vec<String>> {
     Ok(names.collect::<Result<Vec<_>, _>>()?)
 }
 
-/// The columns a table lacks, in the order they are added.
-fn missing_columns(columns: &[String]) -> Vec<&'static str> {
+/// The columns a table lacks, in the order they are added: the store's own, then the
+/// user's extra columns.
+fn missing_columns(columns: &[String], sql: &TableSql) -> Vec<String> {
     ["expires", "created", "touched", "user_key"]
         .into_iter()
+        .map(str::to_string)
+        .chain(sql.extra_columns.iter().map(|c| c.name.clone()))
         .filter(|wanted| !columns.iter().any(|c| c.eq_ignore_ascii_case(wanted)))
         .collect()
 }
@@ -46,7 +49,7 @@ fn missing_columns(columns: &[String]) -> Vec<&'static str> {
 /// Makes sure the table exists with every column and index the store uses.
 pub fn ensure_table(conn: &mut Connection, sql: &TableSql, options: &SchemaOptions) -> StoreResult<()> {
     // A quick look first, so that an up-to-date table costs no write lock at all.
-    if table_exists(conn, &sql.table)? && missing_columns(&column_names(conn, &sql.table)?).is_empty() {
+    if table_exists(conn, &sql.table)? && missing_columns(&column_names(conn, &sql.table)?, sql).is_empty() {
         check_key_columns(conn, &sql.table)?;
         return if options.create_table { ensure_indexes(conn, sql) } else { Ok(()) };
     }
@@ -89,8 +92,8 @@ fn ensure_indexes(conn: &Connection, sql: &TableSql) -> StoreResult<()> {
 
 fn add_missing_columns(conn: &Connection, sql: &TableSql, options: &SchemaOptions) -> StoreResult<()> {
     let t = quote_identifier(&sql.table);
-    for column in missing_columns(&column_names(conn, &sql.table)?) {
-        match column {
+    for column in missing_columns(&column_names(conn, &sql.table)?, sql) {
+        match column.as_str() {
             "expires" => {
                 conn.execute_batch(&format!("ALTER TABLE {t} ADD COLUMN expires INTEGER NOT NULL DEFAULT 0"))?;
                 // The cookie's own expiry when the row has one (express-session stores it as
@@ -111,7 +114,10 @@ fn add_missing_columns(conn: &Connection, sql: &TableSql, options: &SchemaOption
             // Zero: the last write is unknown, so the first touch writes.
             "touched" => conn.execute_batch(&format!("ALTER TABLE {t} ADD COLUMN touched INTEGER NOT NULL DEFAULT 0"))?,
             "user_key" => conn.execute_batch(&format!("ALTER TABLE {t} ADD COLUMN user_key TEXT"))?,
-            _ => {}
+            extra => {
+                let sql_type = sql.extra_columns.iter().find(|c| c.name == extra).map_or("TEXT", |c| &c.sql_type);
+                conn.execute_batch(&format!("ALTER TABLE {t} ADD COLUMN {} {sql_type}", quote_identifier(extra)))?;
+            }
         }
     }
     Ok(())

@@ -16,6 +16,18 @@ pub fn quote_identifier(name: &str) -> String {
     quoted
 }
 
+/// A column of the user's own, filled from the session on every set
+/// (`extraColumns` / `extendDefaultFields`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtraColumn {
+    pub name: String,
+    /// One of SQLite's type names: TEXT, INTEGER, REAL, NUMERIC, BLOB.
+    pub sql_type: String,
+}
+
+pub const BUILT_IN_COLUMNS: [&str; 6] = ["id", "data", "expires", "created", "touched", "user_key"];
+pub const COLUMN_TYPES: [&str; 5] = ["TEXT", "INTEGER", "REAL", "NUMERIC", "BLOB"];
+
 /// The statements for one sessions table. Times are epoch milliseconds; `?now` is the
 /// caller's clock so that expiry is decided at millisecond precision in one place.
 #[derive(Debug, Clone)]
@@ -37,11 +49,25 @@ pub struct TableSql {
     pub ids_by_user: String,
     pub destroy_by_user: String,
     pub count_expired: String,
+    pub extra_columns: Vec<ExtraColumn>,
 }
 
 impl TableSql {
     pub fn new(table: &str) -> Self {
+        Self::with_extra_columns(table, &[])
+    }
+
+    /// `extra` must already be valid (see `check_extra_columns`).
+    pub fn with_extra_columns(table: &str, extra: &[ExtraColumn]) -> Self {
         let t = quote_identifier(table);
+        let extra_defs: String =
+            extra.iter().map(|c| format!(", {} {}", quote_identifier(&c.name), c.sql_type)).collect();
+        let extra_names: String = extra.iter().map(|c| format!(", {}", quote_identifier(&c.name))).collect();
+        let extra_params: String = (0..extra.len()).map(|i| format!(", ?{}", i + 7)).collect();
+        let extra_updates: String = extra
+            .iter()
+            .map(|c| format!(", {0} = excluded.{0}", quote_identifier(&c.name)))
+            .collect();
         let expires_index = quote_identifier(&format!("{table}.expires"));
         let user_index = quote_identifier(&format!("{table}.user_key"));
         TableSql {
@@ -54,7 +80,7 @@ impl TableSql {
                  expires INTEGER NOT NULL, \
                  created INTEGER NOT NULL, \
                  touched INTEGER NOT NULL, \
-                 user_key TEXT) WITHOUT ROWID"
+                 user_key TEXT{extra_defs}) WITHOUT ROWID"
             ),
             create_expires_index: format!("CREATE INDEX IF NOT EXISTS {expires_index} ON {t} (expires)"),
             // Partial: sessions without a user cost nothing in this index.
@@ -65,14 +91,14 @@ impl TableSql {
             // An expired row that is set again starts a new life: its creation time resets.
             // ?3 is the cookie expiry, ?5 the absolute lifetime in ms (capped by created + ?5).
             upsert: format!(
-                "INSERT INTO {t} (id, data, expires, created, touched, user_key) \
-                 VALUES (?1, ?2, MIN(?3, ?4 + ?5), ?4, ?4, ?6) \
+                "INSERT INTO {t} (id, data, expires, created, touched, user_key{extra_names}) \
+                 VALUES (?1, ?2, MIN(?3, ?4 + ?5), ?4, ?4, ?6{extra_params}) \
                  ON CONFLICT (id) DO UPDATE SET \
                  data = excluded.data, \
                  created = CASE WHEN expires <= ?4 THEN ?4 ELSE created END, \
                  expires = MIN(?3, CASE WHEN expires <= ?4 THEN ?4 ELSE created END + ?5), \
                  touched = ?4, \
-                 user_key = excluded.user_key"
+                 user_key = excluded.user_key{extra_updates}"
             ),
             touch: format!(
                 "UPDATE {t} SET expires = MIN(?2, created + ?4), touched = ?3 \
@@ -94,8 +120,29 @@ impl TableSql {
                 "DELETE FROM {t} WHERE user_key = ?1 AND expires > ?2 AND id IS NOT ?3"
             ),
             count_expired: format!("SELECT COUNT(*) FROM {t} WHERE expires <= ?1"),
+            extra_columns: extra.to_vec(),
         }
     }
+}
+
+/// Extra columns must have unique, non-empty names that are not the store's own, and
+/// one of SQLite's type names.
+pub fn check_extra_columns(extra: &[ExtraColumn]) -> Result<(), String> {
+    for (i, column) in extra.iter().enumerate() {
+        if column.name.is_empty() || column.name.contains('\0') {
+            return Err("extra column names must be non-empty and without NUL".into());
+        }
+        if BUILT_IN_COLUMNS.iter().any(|b| b.eq_ignore_ascii_case(&column.name)) {
+            return Err(format!("extra column {:?} is one of the store's own columns", column.name));
+        }
+        if extra[..i].iter().any(|c| c.name.eq_ignore_ascii_case(&column.name)) {
+            return Err(format!("extra column {:?} is declared twice", column.name));
+        }
+        if !COLUMN_TYPES.contains(&column.sql_type.as_str()) {
+            return Err(format!("extra column {:?} has type {:?}; use one of {:?}", column.name, column.sql_type, COLUMN_TYPES));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

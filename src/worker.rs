@@ -161,7 +161,7 @@ mod tests {
             .expect("start");
         let far = crate::ops::now_ms() + 60_000;
         for i in 0..1000u32 {
-            let op = Op::Set { sid: format!("s{}", i % 10), data: format!("{{\"n\":{i}}}"), expires: far, user_key: None };
+            let op = Op::Set { sid: format!("s{}", i % 10), data: format!("{{\"n\":{i}}}"), expires: far, user_key: None, extras: vec![] };
             worker.submit(Job { ticket: i, table: table.clone(), op }).expect("submit");
         }
         worker.submit(Job { ticket: 1000, table: table.clone(), op: Op::Length }).expect("submit");

@@ -82,7 +82,7 @@ proptest! {
             match step {
                 Step::Set { sid, data, ttl } => {
                     let sid = sid_of(sid);
-                    let op = Op::Set { sid: sid.clone(), data: data.clone(), expires: now + ttl, user_key: None };
+                    let op = Op::Set { sid: sid.clone(), data: data.clone(), expires: now + ttl, user_key: None, extras: vec![] };
                     prop_assert_eq!(ops::run(&conn, &table, &op, now).expect("set"), Outcome::Count(1));
                     model.rows.insert(sid, (data, now + ttl));
                 }
