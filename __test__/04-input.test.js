@@ -8,7 +8,7 @@ const assert = require('node:assert/strict')
 const { SQLiteStore } = require('..')
 const { tempDb, sessionFor, callback, runScript } = require('./helpers')
 
-const badSids = [undefined, null, 0, 42, NaN, true, {}, [], ['a'], () => 'x', Symbol('s'), 10n, '', 'a\uD800b', '\uDC00', 'x'.repeat(4097)]
+const badSids = [undefined, null, 0, 42, NaN, true, {}, [], ['a'], () => 'x', Symbol('s'), 10n, '', 'a\uD800b', '\uDC00', 'x'.repeat(4097), 'x'.repeat(1 << 20)]
 
 test('bad sids: ERR_INVALID_SID TypeError through the callback, for every method, nothing written', async () => {
   const store = new SQLiteStore(tempDb())
