@@ -153,3 +153,37 @@ test('a script that opens a store and does nothing exits by itself', () => {
   assert.equal(result.code, 0)
   assert.match(result.stdout, /written/)
 })
+
+test('sids and data cannot inject SQL: they are always bound values', async () => {
+  const file = require('./helpers').tempDb()
+  const store = new SQLiteStore(file)
+  const hostile = ["x'; DROP TABLE Sessions; --", 'x" OR 1=1 --', "'); DELETE FROM Sessions; --", 'Robert\'); DROP TABLE Students;--']
+  await store.set('keep', sessionFor('keep'))
+  for (const sid of hostile) {
+    await store.set(sid, { ...sessionFor(sid), note: sid })
+    assert.equal((await store.get(sid)).note, sid)
+    assert.equal(await store.touch(sid, sessionFor(sid)), 'OK')
+  }
+  assert.equal(await store.destroy(hostile[0]), 1)
+  assert.equal(await store.length(), hostile.length)
+  assert.equal((await store.get('keep')).user, 'keep')
+  store.close()
+})
+
+test('new files are 0600 and new directories 0700; an existing file keeps its mode', async () => {
+  const fs = require('node:fs')
+  const path = require('node:path')
+  const dir = require('./helpers').tempDir()
+  const file = path.join(dir, 'new', 'deeper', 'sessions.db')
+  new SQLiteStore(file).close()
+  assert.equal(fs.statSync(file).mode & 0o777, 0o600)
+  assert.equal(fs.statSync(path.join(dir, 'new')).mode & 0o777, 0o700)
+  assert.equal(fs.statSync(path.join(dir, 'new', 'deeper')).mode & 0o777, 0o700)
+  const existing = path.join(dir, 'existing.db')
+  new SQLiteStore(existing).close()
+  fs.chmodSync(existing, 0o640)
+  const store = new SQLiteStore(existing)
+  await store.set('s', sessionFor('s'))
+  store.close()
+  assert.equal(fs.statSync(existing).mode & 0o777, 0o640)
+})

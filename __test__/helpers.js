@@ -31,6 +31,13 @@ function callback(fn) {
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /**
+ * The Node that runs the inspecting children: the one that installed the dev
+ * dependencies (better-sqlite3 is built for its ABI) when the suite runs under another
+ * runtime; node:sqlite is used instead wherever it exists.
+ */
+const inspectNode = () => process.env.ESN_INSPECT_NODE || process.execPath
+
+/**
  * Looks at the file through another SQLite library (node:sqlite where the runtime has
  * it, else better-sqlite3) in a child process. Never in this process: two SQLite
  * libraries in one process do not see each other's POSIX locks, and the other one
@@ -54,7 +61,7 @@ function inspect(file) {
     process.stdout.write(JSON.stringify(out, (k, v) => (typeof v === 'bigint' ? Number(v) : v)))
   `
   const query = (sql, params) => {
-    const result = spawnSync(process.execPath, ['--no-warnings', '-e', source, JSON.stringify([file, sql, params])], {
+    const result = spawnSync(inspectNode(), ['--no-warnings', '-e', source, JSON.stringify([file, sql, params])], {
       cwd: path.join(__dirname, '..'),
       encoding: 'utf8',
     })
@@ -98,7 +105,7 @@ function holdWriteLock(file) {
     process.stdout.write('locked\\n')
     process.stdin.on('data', () => { db.exec('COMMIT'); db.close(); process.exit(0) })
   `
-  const child = spawn(process.execPath, ['-e', source], { cwd: path.join(__dirname, '..'), stdio: ['pipe', 'pipe', 'inherit'] })
+  const child = spawn(inspectNode(), ['-e', source], { cwd: path.join(__dirname, '..'), stdio: ['pipe', 'pipe', 'inherit'] })
   const exited = new Promise((resolve) => child.on('exit', resolve))
   return new Promise((resolve, reject) => {
     child.stdout.once('data', () => resolve({ release: () => (child.stdin.write('go\n'), exited) }))

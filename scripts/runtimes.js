@@ -10,6 +10,7 @@ const path = require('node:path')
 const { execFileSync } = require('node:child_process')
 
 const RUNTIMES = {
+  node18: { spec: 'node@18', bin: 'node' },
   node22: { spec: 'node@22', bin: 'node' },
   node24: { spec: 'node@24', bin: 'node' },
   bun: { spec: 'bun@1', bin: 'bun' },

@@ -1,7 +1,7 @@
 'use strict'
 
 // Everything `npm test` runs after the build: the Rust tests, the JS suite on this
-// Node, the type test, then the same JS suite under Node 22 and 24 with the same
+// Node, the type test, then the same JS suite under Node 18, 22 and 24 with the same
 // built addon (Node-API: one binary for every Node).
 
 const fs = require('node:fs')
@@ -30,13 +30,13 @@ const host = execFileSync('rustc', ['-vV'], { encoding: 'utf8' }).match(/^host: 
 run('cargo test', 'cargo', ['test', '--release', '--target', host])
 run(`JS tests on Node ${process.version}`, process.execPath, ['--test', '--test-reporter=tap', '--test-concurrency=1', ...testFiles])
 run('type test (tsc)', process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', '__test__/tsconfig.json'])
-for (const name of ['node22', 'node24']) {
+for (const name of ['node18', 'node22', 'node24']) {
   const node = ensureRuntime(name)
   run(`JS tests on Node ${runtimeVersion(node)} (same addon binary)`, node, [
     '--test',
     '--test-reporter=tap',
     '--test-concurrency=1',
     ...testFiles,
-  ], { ESN_SECONDARY_RUNTIME: '1' })
+  ], { ESN_SECONDARY_RUNTIME: '1', ESN_INSPECT_NODE: process.execPath })
 }
 console.log('\n# all test stages passed')
