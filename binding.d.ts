@@ -16,7 +16,7 @@ export declare class NativeDatabase {
    */
   constructor(location: string | Buffer | undefined | null, options: NativeOpenOptions, onComplete: (tickets: number[], outcomes: Array<number | string[] | { code: string; message: string }>) => void)
   /** `prune_interval_ms`: null for no scheduled prunes. */
-  openTable(name: string, createTable: boolean, defaultTtlMs: number, maxLifetimeMs?: number | undefined | null, pruneIntervalMs?: number | undefined | null, extraColumns?: Array<NativeExtraColumn> | undefined | null): number
+  openTable(name: string, createTable: boolean, defaultTtlMs: number, maxLifetimeMs?: number | undefined | null, pruneIntervalMs?: number | undefined | null, extraColumns?: Array<NativeExtraColumn> | undefined | null, importFrom?: NativeImportSource | undefined | null): number
   hasTable(name: string): boolean
   /** Prunes a table now on the upkeep thread; the deleted count arrives at onComplete. */
   prune(ticket: number, table: number): void
@@ -59,6 +59,13 @@ export interface Failure {
 export interface NativeExtraColumn {
   name: string
   sqlType: string
+}
+
+export interface NativeImportSource {
+  /** "connect-session-knex" or "connect-session-sequelize". */
+  store: string
+  table?: string
+  sidColumn?: string
 }
 
 export interface NativeOpenOptions {

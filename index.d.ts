@@ -57,6 +57,28 @@ export interface StoreOptions {
   synchronous?: 'NORMAL' | 'FULL'
   /** Seconds between background prunes of expired rows (±50 % jitter), or false. Default 900. */
   pruneInterval?: number | false
+  /** Create (or add missing columns to) the table. false: a missing table is an error. Default true. */
+  createTable?: boolean
+  /** Columns of your own, filled on every set from extendDefaultFields. */
+  extraColumns?: Record<string, 'TEXT' | 'INTEGER' | 'REAL' | 'NUMERIC' | 'BLOB'>
+  /** Values for extraColumns, computed from the session on every set (connect-session-sequelize's name). */
+  extendDefaultFields?: (
+    defaults: { data: string; expires: Date },
+    session: SessionData,
+  ) => Record<string, string | number | boolean | Date | null | undefined>
+  /** Take over the live sessions of another store's table in the same file, once. */
+  importFrom?:
+    | 'connect-session-knex'
+    | 'connect-session-sequelize'
+    | { store: 'connect-session-knex' | 'connect-session-sequelize'; table?: string; sidColumn?: string }
+  /** connect-session-knex's name for createTable. */
+  createtable?: boolean
+  /** connect-session-knex's name for pruneInterval, in milliseconds. */
+  clearInterval?: number | false
+  /** connect-session-sequelize's name for pruneInterval, in milliseconds. */
+  checkExpirationInterval?: number | false
+  /** connect-session-sequelize's name for ttl, in milliseconds. */
+  expiration?: number
 }
 
 /** An error from the store: SQLite's code name (SQLITE_BUSY, ...) or one of ours (ERR_...). */
@@ -151,6 +173,12 @@ export declare class SQLiteStore extends Store {
   /** Writes a consistent copy of the live database to a file, off the event loop. */
   backup(path: string, callback: ErrorOnlyCallback): void
   backup(path: string): Promise<void>
+
+  /** Creates the table if missing (for createTable: false), as connect-session-sequelize's sync(). */
+  sync(): Promise<void>
+
+  /** Stops background pruning (connect-session-knex's name). */
+  stopDbCleanup(): void
 
   /** Deletes expired sessions now, on a background thread. */
   prune(callback: (error: unknown, deleted?: number) => void): void

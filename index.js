@@ -102,7 +102,7 @@ class SQLiteStore extends Store {
     const maxLifetimeMs = opts.maxLifetime === undefined ? null : Math.round(opts.maxLifetime * 1000)
     const pruneIntervalMs = opts.pruneInterval === false ? null : Math.round(opts.pruneInterval * 1000)
     this.#extraColumns = Object.entries(opts.extraColumns).map(([name, sqlType]) => ({ name, sqlType }))
-    this.#tableArgs = [opts.tableName, defaultTtlMs, maxLifetimeMs, pruneIntervalMs, this.#extraColumns]
+    this.#tableArgs = [opts.tableName, defaultTtlMs, maxLifetimeMs, pruneIntervalMs, this.#extraColumns, opts.importFrom]
     try {
       if (!opts.createTable && !this.#core.hasTable(opts.tableName)) {
         throw noTable(opts.tableName)

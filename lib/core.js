@@ -50,8 +50,8 @@ class Core {
     return this.#native.memory
   }
 
-  openTable(name, createTable, defaultTtlMs, maxLifetimeMs, pruneIntervalMs, extraColumns) {
-    return this.#native.openTable(name, createTable, defaultTtlMs, maxLifetimeMs, pruneIntervalMs, extraColumns)
+  openTable(name, createTable, defaultTtlMs, maxLifetimeMs, pruneIntervalMs, extraColumns, importFrom) {
+    return this.#native.openTable(name, createTable, defaultTtlMs, maxLifetimeMs, pruneIntervalMs, extraColumns, importFrom)
   }
 
   hasTable(name) {

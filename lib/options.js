@@ -39,6 +39,19 @@ const check = {
         ([name, type]) => name.length > 0 && !name.includes('\0') && ['TEXT', 'INTEGER', 'REAL', 'NUMERIC', 'BLOB'].includes(type),
       )) ||
     "an object of column name to 'TEXT' | 'INTEGER' | 'REAL' | 'NUMERIC' | 'BLOB'",
+  importFrom: (value) => {
+    const stores = ['connect-session-knex', 'connect-session-sequelize']
+    if (stores.includes(value)) return true
+    if (!isPlainObject(value) || !stores.includes(value.store)) return `one of ${stores.join(', ')}, or { store, table, sidColumn }`
+    const extra = Object.keys(value).find((k) => !['store', 'table', 'sidColumn'].includes(k))
+    if (extra) return `{ store, table, sidColumn } (unknown "${extra}")`
+    for (const k of ['table', 'sidColumn']) {
+      if (value[k] !== undefined && (typeof value[k] !== 'string' || value[k].length === 0 || value[k].includes('\0'))) {
+        return `{ store, table, sidColumn } with ${k} a non-empty string`
+      }
+    }
+    return true
+  },
   pruneInterval: (value) =>
     value === false ||
     (typeof value === 'number' && Number.isFinite(value) && value > 0 && value <= 4_000_000) ||
@@ -68,6 +81,7 @@ const STORE_OPTIONS = {
   createTable: check.boolean,
   extraColumns: check.extraColumns,
   extendDefaultFields: check.function,
+  importFrom: check.importFrom,
   // The names connect-session-knex and connect-session-sequelize users know.
   createtable: check.boolean,
   clearInterval: check.intervalMs,
@@ -140,6 +154,12 @@ function storeOptions(input) {
     createTable: options.createTable ?? true,
     extraColumns: options.extraColumns ?? {},
     extendDefaultFields: options.extendDefaultFields,
+    importFrom:
+      options.importFrom === undefined
+        ? null
+        : typeof options.importFrom === 'string'
+          ? { store: options.importFrom }
+          : { store: options.importFrom.store, table: options.importFrom.table, sidColumn: options.importFrom.sidColumn },
   }
 }
 

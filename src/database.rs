@@ -26,6 +26,7 @@ pub struct TableOptions {
     /// Prune expired rows this often (jittered); None: only on request.
     pub prune_interval: Option<std::time::Duration>,
     pub extra_columns: Vec<crate::sql::ExtraColumn>,
+    pub import: Option<crate::import::ImportSource>,
 }
 
 struct Open {
@@ -124,6 +125,7 @@ impl Database {
             create_table: options.create_table && !self.options.readonly,
             default_ttl_ms: options.default_ttl_ms,
             now_ms: ops::now_ms(),
+            import: options.import.clone(),
         };
         let open = self.open_parts()?;
         ensure_table(&mut lock(&open.write), &table.sql, &schema)?;

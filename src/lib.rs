@@ -4,6 +4,7 @@
 pub mod backup;
 pub mod database;
 pub mod error;
+pub mod import;
 pub mod ops;
 pub mod open;
 pub mod schema;

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::database::{Database, TableOptions};
 use crate::error::StoreError;
+use crate::import::{ImportSource, SourceKind};
 use crate::open::{Location, OpenOptions, Synchronous};
 use crate::ops::{Op, Outcome};
 use crate::worker::{Completion, CompletionSink};
@@ -122,6 +123,14 @@ fn outcome_value(outcome: Outcome) -> Either<i64, Vec<String>> {
 }
 
 #[napi(object)]
+pub struct NativeImportSource {
+    /// "connect-session-knex" or "connect-session-sequelize".
+    pub store: String,
+    pub table: Option<String>,
+    pub sid_column: Option<String>,
+}
+
+#[napi(object)]
 pub struct NativeExtraColumn {
     pub name: String,
     pub sql_type: String,
@@ -210,7 +219,21 @@ impl NativeDatabase {
         max_lifetime_ms: Option<i64>,
         prune_interval_ms: Option<u32>,
         extra_columns: Option<Vec<NativeExtraColumn>>,
+        import_from: Option<NativeImportSource>,
     ) -> Result<u32, ErrorCode> {
+        let import = match import_from {
+            None => None,
+            Some(source) => {
+                let kind = match source.store.as_str() {
+                    "connect-session-knex" => SourceKind::Knex,
+                    "connect-session-sequelize" => SourceKind::Sequelize,
+                    other => {
+                        return Err(to_js(StoreError::new("ERR_INVALID_ARG_VALUE", format!("cannot import from {other}"))))
+                    }
+                };
+                Some(ImportSource::new(kind, source.table, source.sid_column))
+            }
+        };
         let prune_interval = prune_interval_ms.map(|ms| std::time::Duration::from_millis(u64::from(ms)));
         let extra_columns = extra_columns
             .unwrap_or_default()
@@ -218,7 +241,15 @@ impl NativeDatabase {
             .map(|c| crate::sql::ExtraColumn { name: c.name, sql_type: c.sql_type })
             .collect();
         self.db
-            .open_table(&TableOptions { name, create_table, default_ttl_ms, max_lifetime_ms, prune_interval, extra_columns })
+            .open_table(&TableOptions {
+                name,
+                create_table,
+                default_ttl_ms,
+                max_lifetime_ms,
+                prune_interval,
+                extra_columns,
+                import,
+            })
             .map_err(to_js)
     }
 

@@ -204,7 +204,7 @@ mod tests {
     fn setup(lifetime: Option<i64>) -> (Connection, Arc<Table>) {
         let mut conn = Connection::open_in_memory().expect("open");
         let table = Arc::new(Table::new("Sessions", lifetime));
-        ensure_table(&mut conn, &table.sql, &SchemaOptions { create_table: true, default_ttl_ms: 1000, now_ms: NOW })
+        ensure_table(&mut conn, &table.sql, &SchemaOptions { create_table: true, default_ttl_ms: 1000, now_ms: NOW, import: None })
             .expect("schema");
         (conn, table)
     }

@@ -16,6 +16,8 @@ pub struct SchemaOptions {
     /// Lifetime given to migrated rows whose cookie has no expiry, in ms.
     pub default_ttl_ms: i64,
     pub now_ms: i64,
+    /// Another store's table to take the live sessions of, once (see `import`).
+    pub import: Option<crate::import::ImportSource>,
 }
 
 fn table_exists(conn: &Connection, table: &str) -> StoreResult<bool> {
@@ -48,6 +50,13 @@ fn missing_columns(columns: &[String], sql: &TableSql) -> Vec<String> {
 
 /// Makes sure the table exists with every column and index the store uses.
 pub fn ensure_table(conn: &mut Connection, sql: &TableSql, options: &SchemaOptions) -> StoreResult<()> {
+    if let (Some(source), true) = (&options.import, options.create_table) {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        crate::import::import(&tx, source, sql, options.now_ms, options.default_ttl_ms, |c| {
+            Ok(c.execute_batch(&sql.create_table)?)
+        })?;
+        tx.commit()?;
+    }
     // A quick look first, so that an up-to-date table costs no write lock at all.
     if table_exists(conn, &sql.table)? && missing_columns(&column_names(conn, &sql.table)?, sql).is_empty() {
         check_key_columns(conn, &sql.table)?;
@@ -131,7 +140,7 @@ mod tests {
     const DAY: i64 = 86_400_000;
 
     fn options() -> SchemaOptions {
-        SchemaOptions { create_table: true, default_ttl_ms: DAY, now_ms: NOW }
+        SchemaOptions { create_table: true, default_ttl_ms: DAY, now_ms: NOW, import: None }
     }
 
     #[test]

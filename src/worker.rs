@@ -153,7 +153,7 @@ mod tests {
     fn queued_jobs_complete_in_order_and_after_shutdown_are_refused() {
         let mut conn = rusqlite::Connection::open_in_memory().expect("open");
         let table = Arc::new(Table::new("Sessions", None));
-        ensure_table(&mut conn, &table.sql, &SchemaOptions { create_table: true, default_ttl_ms: 0, now_ms: 0 })
+        ensure_table(&mut conn, &table.sql, &SchemaOptions { create_table: true, default_ttl_ms: 0, now_ms: 0, import: None })
             .expect("schema");
         let conn = crate::open::Conn { sqlite: conn, fail_fast: Arc::default() };
         let (tx, rx) = mpsc::channel();

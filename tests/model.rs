@@ -74,7 +74,7 @@ proptest! {
         let mut conn = Connection::open_in_memory().expect("open");
         let table = Arc::new(Table::new(&name, None));
         let mut now = 1_800_000_000_000i64;
-        ensure_table(&mut conn, &table.sql, &SchemaOptions { create_table: true, default_ttl_ms: 1000, now_ms: now })
+        ensure_table(&mut conn, &table.sql, &SchemaOptions { create_table: true, default_ttl_ms: 1000, now_ms: now, import: None })
             .expect("schema");
         let mut model = Model::default();
         for step in steps {
@@ -139,7 +139,7 @@ proptest! {
         let mut conn = Connection::open_in_memory().expect("open");
         conn.execute_batch("CREATE TABLE canary (x)").expect("canary");
         let table = Table::new(&name, None);
-        ensure_table(&mut conn, &table.sql, &SchemaOptions { create_table: true, default_ttl_ms: 1, now_ms: 0 }).expect("schema");
+        ensure_table(&mut conn, &table.sql, &SchemaOptions { create_table: true, default_ttl_ms: 1, now_ms: 0, import: None }).expect("schema");
         let found: i64 = conn
             .query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1", [&name], |r| r.get(0))
             .expect("lookup");

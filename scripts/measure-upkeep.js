@@ -1,0 +1,69 @@
+'use strict'
+
+// On-demand measurements for the expiry work (not a test): a prune of 100,000 expired
+// sessions (time, and the event-loop delay while it runs), and mixed-operation
+// throughput of 1, 2 and 4 processes sharing one file. `node scripts/measure-upkeep.js`
+
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const { spawn } = require('node:child_process')
+const { monitorEventLoopDelay } = require('node:perf_hooks')
+const { SQLiteStore } = require('..')
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'esn-measure-'))
+
+async function pruneOf100k() {
+  const store = new SQLiteStore(path.join(dir, 'prune.db'), { pruneInterval: false })
+  const writes = []
+  for (let i = 0; i < 100_000; i++) {
+    writes.push(store.set(`s${i}`, { cookie: { maxAge: 1 }, user: { id: i }, pad: 'x'.repeat(400) }))
+    if (writes.length === 1000) await Promise.all(writes.splice(0))
+  }
+  await Promise.all(writes)
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  const delay = monitorEventLoopDelay({ resolution: 1 })
+  // Keep the loop busy with small reads meanwhile, as a server would be.
+  let reads = 0
+  let pruning = true
+  const reader = (async () => {
+    while (pruning) {
+      await store.get(`s${reads++ % 100_000}`)
+    }
+  })()
+  delay.enable()
+  const started = process.hrtime.bigint()
+  const deleted = await store.prune()
+  const ms = Number(process.hrtime.bigint() - started) / 1e6
+  pruning = false
+  await reader
+  delay.disable()
+  store.close()
+  return { deleted, ms: Math.round(ms), reads, loopDelayP99Ms: delay.percentile(99) / 1e6, loopDelayMaxMs: delay.max / 1e6 }
+}
+
+function worker(file, id, ops) {
+  const script = path.join(__dirname, '..', '__test__', 'fixtures', 'mixed-worker.js')
+  const child = spawn(process.execPath, [script, file, String(id), String(ops), id === 0 ? 'prune' : 'no'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  let out = ''
+  child.stdout.on('data', (chunk) => (out += chunk))
+  return new Promise((resolve) => child.on('exit', () => resolve(JSON.parse(out))))
+}
+
+async function processes(count, opsEach) {
+  const file = path.join(dir, `procs${count}.db`)
+  new SQLiteStore(file).close()
+  const started = Date.now()
+  const reports = await Promise.all(Array.from({ length: count }, (_, id) => worker(file, id, opsEach)))
+  const ms = Date.now() - started
+  const errors = reports.flatMap((r) => r.errors).length
+  return { processes: count, operations: count * opsEach, ms, opsPerSecond: Math.round((count * opsEach * 1000) / ms), errors }
+}
+
+;(async () => {
+  console.log('prune of 100k expired sessions:', JSON.stringify(await pruneOf100k()))
+  for (const count of [1, 2, 4]) console.log(JSON.stringify(await processes(count, 20_000)))
+  fs.rmSync(dir, { recursive: true, force: true })
+})()
