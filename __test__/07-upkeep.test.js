@@ -114,9 +114,9 @@ test('the WAL stays bounded under sustained writes', async (t) => {
     largest = Math.max(largest, fs.statSync(`${file}-wal`).size)
   }
   const dataBytes = 100 * 500 * 600
-  // Checkpoints start at 1000 pages (4 MiB); the writer restarts the WAL past 2000 (8 MiB);
-  // allow 16 MiB while the upkeep thread catches up, against ~30 MB written.
-  assert.ok(largest < 16 * 1024 * 1024, `WAL reached ${largest} bytes for ${dataBytes} bytes written`)
+  // Checkpoints start at 1000 pages (4 MiB); the writer restarts the WAL past 2000 (8 MiB).
+  // Allow three times that for a loaded machine, against ~30 MB written.
+  assert.ok(largest < 24 * 1024 * 1024, `WAL reached ${largest} bytes for ${dataBytes} bytes written`)
   store.close()
   assert.equal(fs.existsSync(`${file}-wal`) ? fs.statSync(`${file}-wal`).size : 0, 0, 'close checkpoints and truncates')
   t.diagnostic(`WAL peak ${largest} bytes over ${dataBytes} bytes of sessions written`)

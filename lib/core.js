@@ -22,6 +22,9 @@ const Op = Object.freeze({
   COUNT_EXPIRED: 10,
 })
 
+/** See Core#defer. */
+const MAX_TICKS_IN_A_ROW = 1000
+
 /** Errors after which the database cannot be trusted to work: stores report 'disconnect'. */
 const FATAL_CODES = new Set(['SQLITE_CORRUPT', 'SQLITE_NOTADB', 'SQLITE_IOERR', 'SQLITE_CANTOPEN'])
 
@@ -33,6 +36,8 @@ class Core {
   /** completions of work done on this thread, flat: [done, error, value, ...] */
   #ready = []
   #flushScheduled = false
+  /** flushes run from process.nextTick since the event loop last turned */
+  #ticksInARow = 0
   #closed = false
   /** listeners told about errors that make the database unusable */
   #fatalListeners = new Set()
@@ -145,13 +150,27 @@ class Core {
     this.#queued.set(ticket, done)
   }
 
-  /** Calls `done(error, value)` after the current call stack, batched per tick. */
+  /**
+   * Calls `done(error, value)` after the current call stack, batched. From
+   * process.nextTick (no event-loop turn per call: a point read costs less than a turn),
+   * except that after MAX_TICKS_IN_A_ROW flushes without the loop turning, the next
+   * one waits for setImmediate, so a caller looping on the store cannot starve I/O.
+   */
   defer(done, error, value) {
     this.#ready.push(done, error, value)
-    if (!this.#flushScheduled) {
-      this.#flushScheduled = true
+    if (this.#flushScheduled) return
+    this.#flushScheduled = true
+    if (this.#ticksInARow === 0) setImmediate(this.#loopTurned)
+    if (this.#ticksInARow < MAX_TICKS_IN_A_ROW) {
+      this.#ticksInARow++
+      process.nextTick(this.#flush)
+    } else {
       setImmediate(this.#flush)
     }
+  }
+
+  #loopTurned = () => {
+    this.#ticksInARow = 0
   }
 
   #flush = () => {

@@ -124,8 +124,30 @@ pub fn run(conn: &Connection, table: &Table, op: &Op, now: i64) -> StoreResult<O
 
 /// Fails when the database file was deleted or replaced since it was opened: SQLite
 /// would otherwise go on writing into a file nobody can open again (in WAL mode it does
-/// not notice on its own). One fstat and one stat, checked once per transaction.
+/// not notice on its own). One fstat and one stat, at most every 50 ms per thread.
 pub fn ensure_file_in_place(conn: &Connection) -> StoreResult<()> {
+    thread_local! {
+        /// Last check per connection (by handle address) on this thread.
+        static LAST_CHECK: std::cell::RefCell<std::collections::HashMap<usize, std::time::Instant>> =
+            std::cell::RefCell::new(std::collections::HashMap::new());
+    }
+    // SAFETY: only the address is used, as a key.
+    let key = unsafe { conn.handle() } as usize;
+    let due = LAST_CHECK.with(|last| {
+        let mut last = last.borrow_mut();
+        let now = std::time::Instant::now();
+        let due = last.get(&key).is_none_or(|t| now.duration_since(*t) >= std::time::Duration::from_millis(50));
+        if due {
+            if last.len() > 64 {
+                last.retain(|_, t| now.duration_since(*t) < std::time::Duration::from_secs(60));
+            }
+            last.insert(key, now);
+        }
+        due
+    });
+    if !due {
+        return Ok(());
+    }
     let mut moved: std::os::raw::c_int = 0;
     // SAFETY: the handle is valid for the connection's lifetime; the file control only
     // writes an int through the pointer we pass.

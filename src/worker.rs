@@ -114,14 +114,24 @@ fn next_batch(queue: &(Mutex<Queue>, Condvar)) -> Option<Vec<Job>> {
     }
 }
 
+/// Empties the WAL. Another checkpoint under way (the upkeep thread's passive one, or
+/// another process's) makes this one fail at once, so it tries again a few times.
+fn truncate_wal(conn: &rusqlite::Connection) -> bool {
+    for attempt in 0..25u64 {
+        match conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get::<_, i64>(0)) {
+            Ok(0) => return true,
+            _ => std::thread::sleep(std::time::Duration::from_millis(1 + attempt)),
+        }
+    }
+    false
+}
+
 fn writer_loop(queue: &(Mutex<Queue>, Condvar), conn: &SharedConn, sink: &dyn CompletionSink, wal_pages: &AtomicI64) {
     while let Some(jobs) = next_batch(queue) {
         let results = catch_unwind(AssertUnwindSafe(|| {
             let mut conn = lock(conn);
             let results = run_batch(&mut conn, &jobs);
-            if wal_pages.load(Ordering::Relaxed) > WAL_HARD_LIMIT_PAGES {
-                // Best effort: if another process holds a reader, the next batch tries again.
-                let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get::<_, i64>(0));
+            if wal_pages.load(Ordering::Relaxed) > WAL_HARD_LIMIT_PAGES && truncate_wal(&conn) {
                 wal_pages.store(0, Ordering::Relaxed);
             }
             results
