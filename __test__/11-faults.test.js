@@ -9,7 +9,7 @@ const fs = require('node:fs')
 const path = require('node:path')
 const { execFileSync, spawnSync } = require('node:child_process')
 const { SQLiteStore } = require('..')
-const { tempDir, tempDb, sessionFor, inspect } = require('./helpers')
+const { tempDir, tempDb, sessionFor, inspect, sleep } = require('./helpers')
 
 /** A small tmpfs of our own (needs root, as CI and the dev machine have). */
 function smallFilesystem(t, size) {
@@ -66,6 +66,7 @@ test('a database file deleted or replaced while open: clear errors, no crash', a
     await store.set('s', sessionFor('s'))
     fs.rmSync(file)
     if (what === 'replaced') fs.writeFileSync(file, 'not a database at all')
+    await sleep(60) // the check runs at most every 50 ms per connection
     const error = await store.set('t', sessionFor('t')).then(() => null, (e) => e)
     assert.ok(error instanceof Error, what)
     assert.match(error.code, /^SQLITE_(READONLY|IOERR|CANTOPEN|NOTADB|CORRUPT)$/, `${what}: ${error.code}`)
