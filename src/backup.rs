@@ -64,7 +64,12 @@ fn run_steps(source: &Connection, dest: &mut Connection) -> StoreResult<i64> {
 }
 
 /// Starts the copy; its page count (or error) is delivered under `ticket`.
-pub fn start(source: BackupSource, target: PathBuf, ticket: u32, sink: Arc<dyn CompletionSink>) -> StoreResult<()> {
+pub fn start(
+    source: BackupSource,
+    target: PathBuf,
+    ticket: u32,
+    sink: Arc<dyn CompletionSink>,
+) -> StoreResult<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name("sqlite-session-backup".into())
         .spawn(move || {
@@ -72,6 +77,5 @@ pub fn start(source: BackupSource, target: PathBuf, ticket: u32, sink: Arc<dyn C
                 .unwrap_or_else(|_| Err(StoreError::new("ERR_INTERNAL", "the backup thread hit an internal error")));
             sink.deliver(vec![Completion { ticket, result: result.map(Outcome::Count) }]);
         })
-        .map(|_| ())
         .map_err(|e| StoreError::new("ERR_THREAD", format!("cannot start the backup thread: {e}")))
 }

@@ -34,6 +34,12 @@ struct Open {
     write: SharedConn,
     worker: Worker,
     upkeep: Upkeep,
+    /// Backups under way; close waits for them so that each is answered.
+    backups: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// Where results go. Held here (for backups) only while open: the JS side's sink
+    /// refers to a JS function, and keeping it past close would keep the whole
+    /// database object alive.
+    sink: Arc<dyn CompletionSink>,
 }
 
 /// WAL pages after which the writer asks the upkeep thread for a checkpoint
@@ -45,7 +51,6 @@ pub struct Database {
     options: OpenOptions,
     busy_retries: Arc<AtomicU64>,
     prune_stats: Arc<PruneStats>,
-    sink: Arc<dyn CompletionSink>,
     open: Option<Open>,
     tables: Vec<Arc<Table>>,
 }
@@ -87,8 +92,7 @@ impl Database {
             options,
             busy_retries,
             prune_stats,
-            sink,
-            open: Some(Open { read, write, worker, upkeep }),
+            open: Some(Open { read, write, worker, upkeep, backups: Mutex::default(), sink }),
             tables: Vec::new(),
         })
     }
@@ -195,7 +199,11 @@ impl Database {
             Location::File(_) => BackupSource::File(self.location.clone(), self.options.clone()),
             Location::Memory(_) => BackupSource::Shared(Arc::clone(&open.write)),
         };
-        backup::start(source, target, ticket, Arc::clone(&self.sink))
+        let thread = backup::start(source, target, ticket, Arc::clone(&open.sink))?;
+        let mut backups = open.backups.lock().unwrap_or_else(|p| p.into_inner());
+        backups.retain(|t| !t.is_finished());
+        backups.push(thread);
+        Ok(())
     }
 
     /// Size in bytes of the database file and of its WAL (0 for in-memory databases).
@@ -216,11 +224,15 @@ impl Database {
     /// Finishes queued work, stops the writer, checkpoints the WAL and closes the
     /// connections. Closing twice is a no-op.
     pub fn close(&mut self) -> StoreResult<()> {
-        let Some(Open { read, write, mut worker, mut upkeep }) = self.open.take() else { return Ok(()) };
+        let Some(Open { read, write, mut worker, mut upkeep, backups, sink }) = self.open.take() else { return Ok(()) };
         upkeep.shutdown();
         worker.shutdown();
+        for thread in backups.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            let _ = thread.join();
+        }
         drop(upkeep);
         drop(worker);
+        drop(sink);
         drop(read);
         // The hook holds the upkeep thread's handle; drop it before the last connection goes.
         let _ = lock(&write).wal_hook(None::<fn(&mut rusqlite::hooks::Wal, i32) -> rusqlite::Result<()>>);

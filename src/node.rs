@@ -54,15 +54,19 @@ fn outcome_to_js(result: crate::error::StoreResult<Outcome>) -> JsOutcome {
 
 /// Shared by the writer thread (which calls it) and the JS thread (which refs and
 /// unrefs it); napi-rs 3 offers no clone of a thread-safe function, hence the Mutex.
-type SharedCompletionFn = Arc<Mutex<CompletionFn>>;
+/// Emptied on close: the function refers back to the JS object that owns this one,
+/// a cycle the garbage collector cannot see through, so it must be broken by hand.
+type SharedCompletionFn = Arc<Mutex<Option<CompletionFn>>>;
 
 struct JsSink(SharedCompletionFn);
 
 impl CompletionSink for JsSink {
     fn deliver(&self, completions: Vec<Completion>) {
         let completions_fn = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        // Non-blocking: the queue is unbounded, so this never waits on the JS thread.
-        completions_fn.call(completions, ThreadsafeFunctionCallMode::NonBlocking);
+        if let Some(function) = completions_fn.as_ref() {
+            // Non-blocking: the queue is unbounded, so this never waits on the JS thread.
+            function.call(completions, ThreadsafeFunctionCallMode::NonBlocking);
+        }
     }
 }
 
@@ -202,7 +206,7 @@ impl NativeDatabase {
                 Ok(FnArgs::from((tickets, outcomes)))
             })
             .map_err(|e| to_js(StoreError::new("ERR_INTERNAL", e.reason.clone())))?;
-        let completions = Arc::new(Mutex::new(completions_fn));
+        let completions = Arc::new(Mutex::new(Some(completions_fn)));
         let sink = Arc::new(JsSink(Arc::clone(&completions)));
         let db = Database::open(location, open_options, sink).map_err(to_js)?;
         Ok(NativeDatabase { db, completions })
@@ -320,6 +324,7 @@ impl NativeDatabase {
     #[allow(deprecated)]
     pub fn keep_alive(&mut self, env: Env, active: bool) -> Result<(), ErrorCode> {
         let mut completions = self.completions.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let Some(completions) = completions.as_mut() else { return Ok(()) };
         let result = if active { completions.refer(&env) } else { completions.unref(&env) };
         result.map_err(|e| to_js(StoreError::new("ERR_INTERNAL", e.reason.clone())))
     }
@@ -359,6 +364,10 @@ impl NativeDatabase {
 
     #[napi(catch_unwind)]
     pub fn close(&mut self) -> Result<(), ErrorCode> {
-        self.db.close().map_err(to_js)
+        let result = self.db.close().map_err(to_js);
+        // Every thread that could deliver has stopped; what they delivered is queued in
+        // the thread-safe function and still reaches JS after it is released.
+        self.completions.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+        result
     }
 }
