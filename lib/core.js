@@ -4,7 +4,7 @@
 // queues the rest to the native writer thread, and calls every completion exactly once,
 // always after the method that started it has returned.
 
-const { NativeDatabase } = require('../binding.js')
+const { NativeDatabase } = require('./native')
 const { fromFailure, closedError } = require('./errors')
 const { rethrowLater } = require('./callbacks')
 

@@ -1,0 +1,163 @@
+'use strict'
+
+// What a user gets from npm: the package and this platform's binary package, packed
+// as npm would publish them, installed (scripts off, so no Rust toolchain is used)
+// into new apps outside the repository: a CommonJS and an ESM Express app making real
+// HTTP requests, and a TypeScript consumer compiled under node16 and bundler.
+
+const test = require('node:test')
+const assert = require('node:assert/strict')
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const { execFileSync, spawn } = require('node:child_process')
+
+const root = path.join(__dirname, '..')
+const npm = (args, cwd) =>
+  execFileSync('npm', args, { cwd, encoding: 'utf8', env: { ...process.env, npm_config_loglevel: 'error', npm_config_fund: 'false', npm_config_audit: 'false' } })
+const skip = process.env.ESN_SECONDARY_RUNTIME ? 'packaging is checked once, under the primary Node' : false
+
+let app // the consumer folder, shared by the subtests
+
+function packageAll(t) {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'esn-pack-'))
+  const main = JSON.parse(npm(['pack', '--json', '--pack-destination', work], root))[0]
+  // This platform's package, as the release workflow assembles it: npm/<platform>/ plus the built binary.
+  const target = fs.readdirSync(root).find((f) => /^express-sqlite-native\..+\.node$/.test(f))
+  assert.ok(target, 'a built binary is in the repository root (npm run build)')
+  const platform = target.replace(/^express-sqlite-native\.|\.node$/g, '')
+  const platformDir = path.join(work, 'platform')
+  fs.cpSync(path.join(root, 'npm', platform), platformDir, { recursive: true })
+  fs.copyFileSync(path.join(root, target), path.join(platformDir, target))
+  const native = JSON.parse(npm(['pack', '--json', '--pack-destination', work], platformDir))[0]
+  t.diagnostic(`main tarball ${(main.size / 1024).toFixed(1)} kB (${main.entryCount} files), ${platform} tarball ${(native.size / 1048576).toFixed(2)} MB`)
+  return { work, main, native, mainFiles: main.files.map((f) => f.path) }
+}
+
+test('the main tarball holds what users need and no build artifacts', { skip }, (t) => {
+  const { work, mainFiles } = packageAll(t)
+  for (const needed of ['index.js', 'index.mjs', 'index.d.ts', 'binding.js', 'lib/core.js', 'package.json', 'Cargo.toml', 'Cargo.lock', 'src/lib.rs', 'scripts/build-from-source.js']) {
+    assert.ok(mainFiles.includes(needed), `${needed} is packed`)
+  }
+  for (const file of mainFiles) {
+    assert.doesNotMatch(file, /^(target|__test__|bench|npm|node_modules|examples|\.ci|\.github)\//, `${file} is not needed by users`)
+    assert.doesNotMatch(file, /\.node$/, 'binaries ship in the platform packages')
+  }
+  fs.rmSync(work, { recursive: true, force: true })
+})
+
+test('installed from the tarballs into a new Express app: CommonJS and ESM apps serve sessions over HTTP', { skip }, async (t) => {
+  const { main, native, work } = packageAll(t)
+  app = fs.mkdtempSync(path.join(os.tmpdir(), 'esn-consumer-'))
+  fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'consumer', private: true }))
+  const expressVersion = require('express/package.json').version
+  const sessionVersion = require('express-session/package.json').version
+  const started = Date.now()
+  npm(
+    [
+      'install',
+      '--ignore-scripts',
+      '--no-save',
+      path.join(work, main.filename),
+      path.join(work, native.filename),
+      `express@${expressVersion}`,
+      `express-session@${sessionVersion}`,
+      // for the TypeScript consumer below
+      '@types/express@5',
+      '@types/express-session@1',
+      '@types/node@20',
+    ],
+    app,
+  )
+  t.diagnostic(`install took ${Date.now() - started} ms`)
+  const routes = `
+    app.use(session({ store: new SQLiteStore(process.argv[2]), secret: 's', resave: false, saveUninitialized: false }))
+    app.get('/login', (req, res) => { req.session.user = 'packed'; res.send('ok') })
+    app.get('/me', (req, res) => res.status(req.session.user ? 200 : 401).send(String(req.session.user)))
+    const server = app.listen(0, '127.0.0.1', () => console.log('port ' + server.address().port))`
+  fs.writeFileSync(
+    path.join(app, 'app.cjs'),
+    `const express = require('express'); const session = require('express-session');
+     const { SQLiteStore } = require('express-sqlite-native'); const app = express();${routes}`,
+  )
+  fs.writeFileSync(
+    path.join(app, 'app.mjs'),
+    `import express from 'express'; import session from 'express-session';
+     import { SQLiteStore } from 'express-sqlite-native'; const app = express();${routes}`,
+  )
+  for (const entry of ['app.cjs', 'app.mjs']) {
+    const child = spawn(process.execPath, [entry, path.join(app, `${entry}.db`)], { cwd: app, stdio: ['ignore', 'pipe', 'pipe'] })
+    let err = ''
+    child.stderr.on('data', (c) => (err += c))
+    const port = await new Promise((resolve, reject) => {
+      child.stdout.on('data', (chunk) => {
+        const match = String(chunk).match(/port (\d+)/)
+        if (match) resolve(Number(match[1]))
+      })
+      child.on('exit', (code) => reject(new Error(`${entry} exited ${code}: ${err}`)))
+    })
+    const login = await fetch(`http://127.0.0.1:${port}/login`)
+    const cookie = login.headers.get('set-cookie').split(';')[0]
+    const me = await fetch(`http://127.0.0.1:${port}/me`, { headers: { cookie } })
+    assert.equal(me.status, 200, entry)
+    assert.equal(await me.text(), 'packed')
+    child.kill()
+  }
+  // The package's files came from the tarball, not from this repository.
+  assert.ok(!fs.realpathSync(path.join(app, 'node_modules', 'express-sqlite-native')).startsWith(root))
+  fs.rmSync(work, { recursive: true, force: true })
+})
+
+test('a TypeScript consumer compiles under module node16 and bundler', { skip }, (t) => {
+  assert.ok(app, 'the consumer app from the previous test exists')
+  fs.writeFileSync(
+    path.join(app, 'consumer.ts'),
+    `import session, { SessionData } from 'express-session'
+import { SQLiteStore, type StoreOptions } from 'express-sqlite-native'
+const options: StoreOptions = { tableName: 'Sessions', ttl: 3600 }
+const store = new SQLiteStore('sessions.db', options)
+session({ store, secret: 's', resave: false, saveUninitialized: false })
+store.get('sid', (error: unknown, data?: SessionData | null) => void [error, data])
+export async function promises(): Promise<number> {
+  const data: SessionData | null = await store.get('sid')
+  if (data) await store.set('sid', data)
+  return store.length()
+}
+`,
+  )
+  const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc')
+  for (const [module, resolution] of [['node16', 'node16'], ['esnext', 'bundler']]) {
+    const run = (args) => execFileSync(process.execPath, [tsc, ...args], { cwd: app, encoding: 'utf8' })
+    try {
+      run(['--noEmit', '--strict', '--module', module, '--moduleResolution', resolution, '--target', 'es2022', '--types', 'node', 'consumer.ts'])
+    } catch (error) {
+      assert.fail(`tsc (${module}/${resolution}) failed:\n${error.stdout}${error.stderr}`)
+    }
+    t.diagnostic(`tsc --module ${module} --moduleResolution ${resolution}: ok`)
+  }
+  fs.rmSync(app, { recursive: true, force: true })
+})
+
+test('without a prebuilt binary and without cargo, install fails with a message that says what to install', { skip }, (t) => {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'esn-fallback-'))
+  const main = JSON.parse(npm(['pack', '--json', '--pack-destination', work], root))[0]
+  const consumer = path.join(work, 'app')
+  fs.mkdirSync(consumer)
+  fs.writeFileSync(path.join(consumer, 'package.json'), JSON.stringify({ name: 'consumer', private: true }))
+  // A PATH with node and npm but no cargo.
+  const bin = path.join(work, 'bin')
+  fs.mkdirSync(bin)
+  fs.symlinkSync(process.execPath, path.join(bin, 'node'))
+  fs.symlinkSync('/bin/sh', path.join(bin, 'sh'))
+  const result = require('node:child_process').spawnSync(
+    process.execPath,
+    [path.join(path.dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'bin', 'npm-cli.js'), 'install', '--no-audit', '--no-fund', '--omit=optional', '--foreground-scripts', path.join(work, main.filename)],
+    { cwd: consumer, encoding: 'utf8', env: { ...process.env, PATH: bin, npm_config_loglevel: 'error' } },
+  )
+  const output = result.stdout + result.stderr
+  assert.notEqual(result.status, 0, 'the install fails')
+  assert.match(output, /cargo was not found/)
+  assert.match(output, /Install a Rust toolchain/)
+  t.diagnostic('no binary and no cargo: install stops with our message')
+  fs.rmSync(work, { recursive: true, force: true })
+})
