@@ -1,104 +1,144 @@
 'use strict'
 
-// Runs the whole benchmark: every available store, interleaved rounds, the store API at
-// N = 10,000 and 100,000, a prune of 100,000 expired sessions, and HTTP through
-// Express. Writes results/<date>-node<version>.json, results/latest.md and
-// results/latest.svg. Flags: --quick, --rounds=3, --stores=a,b, --n=10000,100000,
-// --no-http, --no-api.
+// Runs the whole benchmark (see README.md): every store that can run here, in
+// interleaved rounds, through the store API (worker.js per store and N), a prune of
+// expired sessions, and HTTP through Express (http-app.js per store). Then writes
+// results/<date>-<node version>.json, results/latest.md and results/latest.svg.
+// Usage: node run.js [--quick] [--stores=a,b] [--n=10000] ... (--help)
 
-const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
-const { stores } = require('./stores')
-const { apiScenarios, pruneScenario } = require('./api')
-const { httpScenarios } = require('./http')
+const { parseArgs, USAGE } = require('./lib/cli')
+const { runInChild } = require('./lib/child')
+const { startRedisServer } = require('./lib/redis-server')
+const { checkoutRevision, packageVersion } = require('./lib/versions')
+const { sessionData } = require('./lib/session-data')
+const { stores, findStore } = require('./stores')
+const { httpScenario } = require('./scenarios/http')
 const { writeReports } = require('./report')
+const { markdown } = require('./report/markdown')
 
-const args = Object.fromEntries(
-  process.argv.slice(2).map((a) => {
-    const [k, v] = a.replace(/^--/, '').split('=')
-    return [k, v ?? true]
-  }),
-)
-const quick = Boolean(args.quick)
-const rounds = Number(args.rounds || (quick ? 1 : 3))
-const sizes = String(args.n || (quick ? '10000' : '10000,100000')).split(',').map(Number)
-const budgetMs = quick ? 300 : 1500
-const httpSeconds = quick ? 2 : 4
-const pruneN = quick ? 20_000 : 100_000
-const wanted = args.stores ? String(args.stores).split(',') : null
+const WORKER = path.join(__dirname, 'worker.js')
+const started = Date.now()
+const log = (...parts) => console.log(`[${Math.round((Date.now() - started) / 1000)}s]`, ...parts)
 
-const selected = []
-const skipped = {}
-for (const store of stores) {
-  if (wanted && !wanted.includes(store.name)) continue
-  const available = store.available ? store.available() : true
-  if (available === true) selected.push(store)
-  else skipped[store.name] = available
+/** Store modules to run, and why the others are left out. */
+function selectStores(wanted) {
+  const chosen = wanted ? wanted.map((key) => findStore(key) ?? key) : stores
+  const unknown = chosen.filter((s) => typeof s === 'string')
+  if (unknown.length) throw new Error(`unknown store(s): ${unknown.join(', ')} (see --list)`)
+  return stores.map((s) => {
+    if (!chosen.includes(s)) return { module: s, status: 'not selected' }
+    const available = s.available()
+    return available === true ? { module: s, status: 'ran' } : { module: s, status: 'skipped', reason: available }
+  })
 }
 
-const freshDir = () => fs.mkdtempSync(path.join(os.tmpdir(), 'esn-bench-'))
-const log = (...parts) => console.log(new Date().toISOString().slice(11, 19), ...parts)
-
-async function withStore(store, work) {
-  const dir = freshDir()
-  const handle = await store.create(dir)
-  try {
-    return await work(handle, dir)
-  } finally {
-    await handle.close()
-    fs.rmSync(dir, { recursive: true, force: true })
-  }
-}
+/** The round's store order: rotated each round so no store always runs first or last. */
+const rotate = (list, by) => list.map((_, i) => list[(i + by) % list.length])
 
 async function main() {
-  const raw = { api: {}, prune: {}, http: {} }
-  const push = (bucket, keys, value) => {
-    let node = bucket
-    for (const k of keys.slice(0, -1)) node = node[k] ??= {}
-    ;(node[keys.at(-1)] ??= []).push(value)
+  const options = parseArgs(process.argv.slice(2))
+  if (options.help) return console.log(USAGE)
+  const selection = selectStores(options.stores)
+  if (options.list) {
+    for (const s of selection) console.log(`${s.module.id.padEnd(30)} ${s.module.name.padEnd(30)} ${s.reason ?? 'can run'}`)
+    return
   }
-  for (let round = 1; round <= rounds; round++) {
-    if (!args['no-api']) {
-      for (const n of sizes) {
-        for (const store of selected) {
-          log(`round ${round}: API N=${n} ${store.name}`)
-          const results = await withStore(store, (handle) => apiScenarios(handle, n, { budgetMs }))
-          push(raw.api, [store.name, n], results)
-        }
-      }
-      for (const store of selected.filter((s) => s.prune !== false)) {
-        const result = await withStore(store, async (handle) => (handle.prune ? pruneScenario(handle, pruneN) : null))
-        if (result) {
-          log(`round ${round}: prune of ${pruneN} ${store.name}: ${result.ms} ms`)
-          push(raw.prune, [store.name], result)
+
+  const env = { NODE_ENV: 'production' }
+  let redis
+  const redisEntry = selection.find((s) => s.module.needsRedis && s.status === 'ran')
+  if (redisEntry) {
+    try {
+      redis = await startRedisServer()
+      env.BENCH_REDIS_URL = redis.url
+      log(`redis-server on ${redis.url}`)
+    } catch (error) {
+      Object.assign(redisEntry, { status: 'skipped', reason: `redis-server did not start: ${error.message}` })
+    }
+  }
+  for (const s of selection.filter((s) => s.status === 'skipped')) log(`skipping ${s.module.name}: ${s.reason}`)
+  const running = selection.filter((s) => s.status === 'ran').map((s) => s.module)
+
+  const raw = { api: [], prune: [], http: [] }
+  // One record per measurement; a failure is recorded and the run goes on.
+  const attempt = async (list, record, work) => {
+    try {
+      list.push({ ...record, result: await work() })
+    } catch (error) {
+      log(`  failed: ${error.message.split('\n')[0]}`)
+      list.push({ ...record, error: (error && error.stack) || String(error) })
+    }
+  }
+  const childOptions = { env }
+
+  for (let round = 1; round <= options.rounds; round++) {
+    const order = rotate(running, round - 1)
+    if (options.parts.includes('api')) {
+      for (const n of options.sizes) {
+        for (const s of order) {
+          log(`round ${round}/${options.rounds} API N=${n} ${s.name}`)
+          await attempt(raw.api, { round, store: s.name, n }, () =>
+            runInChild(WORKER, { scenario: 'api', store: s.id, options: { n, budgetMs: options.budgetMs } }, childOptions),
+          )
         }
       }
     }
-    if (!args['no-http']) {
-      for (const name of ['none', ...selected.map((s) => s.name)]) {
-        log(`round ${round}: HTTP ${name}`)
-        const dir = freshDir()
-        push(raw.http, [name], await httpScenarios(name, dir, { durationSec: httpSeconds }))
-        fs.rmSync(dir, { recursive: true, force: true })
+    if (options.parts.includes('prune')) {
+      for (const s of order) {
+        if (s.noPrune) {
+          if (round === 1) raw.prune.push({ round, store: s.name, result: { skipped: s.noPrune } })
+          continue
+        }
+        log(`round ${round}/${options.rounds} prune ${options.pruneN} ${s.name}`)
+        await attempt(raw.prune, { round, store: s.name }, () =>
+          runInChild(WORKER, { scenario: 'prune', store: s.id, options: { pruneN: options.pruneN } }, childOptions),
+        )
+      }
+    }
+    if (options.parts.includes('http')) {
+      for (const s of [null, ...order]) {
+        const target = s ? s.name : 'none'
+        log(`round ${round}/${options.rounds} HTTP ${target}`)
+        await attempt(raw.http, { round, target }, () => httpScenario(s && s.id, options, env))
       }
     }
   }
-  stores.find((s) => s.name === 'connect-redis')?.stopServer?.()
+  redis?.stop()
+
+  const cpus = os.cpus()
   const meta = {
-    date: new Date().toISOString(),
+    date: new Date(started).toISOString(),
+    seconds: (Date.now() - started) / 1000,
+    command: `node run.js ${process.argv.slice(2).join(' ')}`.trim(),
     node: process.version,
-    machine: `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.platform()} ${os.release()}`,
-    rounds,
-    sizes,
-    pruneN,
-    budgetMs,
-    httpSeconds,
-    versions: Object.fromEntries(selected.map((s) => [s.name, s.version()])),
-    skipped,
+    machine: `${cpus.length} × ${cpus[0]?.model ?? 'CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM, ${os.platform()} ${os.release()}`,
+    ours: { version: findStore('native').version, revision: checkoutRevision() },
+    options,
+    sessionBytes: JSON.stringify(sessionData(0)).length,
+    tools: Object.fromEntries(['express', 'express-session', 'autocannon'].map((p) => [p, packageVersion(p)])),
+    stores: selection
+      .filter((s) => s.status !== 'not selected')
+      .map(({ module: m, status, reason }) => ({
+        id: m.id,
+        name: m.name,
+        ours: Boolean(m.ours),
+        durable: m.durable,
+        sqlite: m.sqlite,
+        version: m.version,
+        drivers: m.drivers,
+        setup: m.setup,
+        notes: m.notes,
+        status,
+        reason,
+      })),
   }
-  const written = writeReports(path.join(__dirname, 'results'), meta, raw)
-  log(`wrote ${written.join(', ')}`)
+  const { results, written } = writeReports(path.resolve(__dirname, options.out ?? 'results'), meta, raw)
+  console.log(`\n${markdown(results).split('\n## Store API')[0]}`)
+  log(`wrote\n  ${written.join('\n  ')}`)
+  // Some stores keep intervals that cannot be cleared (see stores/); nothing is pending.
+  process.exit(0)
 }
 
 main().catch((error) => {

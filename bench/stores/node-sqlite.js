@@ -1,118 +1,151 @@
 'use strict'
 
-// What a Node 24 user can write with no dependency: a small, correct store over the
-// built-in node:sqlite, with the same TTL rules as ours (cookie.expires, else
-// cookie.maxAge, else one day; expired sessions invisible; set of an expired session
-// deletes it; touch only moves the expiry). Synchronous SQLite, deferred callbacks.
+// What a Node 24 user could write with no dependency at all: a small store over the
+// built-in node:sqlite (DatabaseSync), with the same expiry rules as ours: the cookie's
+// expires, else now + cookie.maxAge, else one day; expired sessions are invisible to
+// every method; a set whose expiry has passed deletes; touch only moves the expiry of a
+// live session. WAL with synchronous=NORMAL, like ours. SQLite runs on the main thread
+// (DatabaseSync is synchronous); callbacks are deferred with setImmediate, as
+// express-session's MemoryStore does, so callers never see a synchronous callback.
 
 const path = require('node:path')
-const session = require('express-session')
+const { nodeSqliteFastWrites } = require('../lib/fast-writes')
+const DAY_MS = 86_400_000
 
-const DAY = 86_400_000
-
-function expiryOf(sess, now) {
-  const cookie = sess.cookie || {}
-  if (cookie.expires) return new Date(cookie.expires).getTime()
-  if (typeof cookie.maxAge === 'number') return now + cookie.maxAge
-  return now + DAY
+/** When a session expires, in ms since the epoch. */
+function expiryOf(session, now) {
+  const cookie = session && session.cookie
+  if (cookie && cookie.expires != null && cookie.expires !== false) {
+    const at = new Date(cookie.expires).getTime()
+    if (!Number.isNaN(at)) return at
+  }
+  if (cookie && typeof cookie.maxAge === 'number' && Number.isFinite(cookie.maxAge)) return now + cookie.maxAge
+  return now + DAY_MS
 }
 
-function createStoreClass() {
-  const { DatabaseSync } = require('node:sqlite')
-  return class NodeSqliteStore extends session.Store {
+/** The store class over a DatabaseSync-compatible constructor (injectable for checks). */
+function defineStore(Store, DatabaseSync) {
+  return class NodeSqliteStore extends Store {
     constructor(file) {
       super()
       this.db = new DatabaseSync(file)
-      this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000')
-      this.db.exec(
-        'CREATE TABLE IF NOT EXISTS sessions (sid TEXT PRIMARY KEY, sess TEXT NOT NULL, expires INTEGER NOT NULL) WITHOUT ROWID;' +
-          'CREATE INDEX IF NOT EXISTS sessions_expires ON sessions (expires)',
-      )
-      this.getStmt = this.db.prepare('SELECT sess FROM sessions WHERE sid = ? AND expires > ?')
-      this.setStmt = this.db.prepare(
-        'INSERT INTO sessions (sid, sess, expires) VALUES (?, ?, ?) ON CONFLICT (sid) DO UPDATE SET sess = excluded.sess, expires = excluded.expires',
-      )
-      this.touchStmt = this.db.prepare('UPDATE sessions SET expires = ? WHERE sid = ? AND expires > ?')
-      this.destroyStmt = this.db.prepare('DELETE FROM sessions WHERE sid = ?')
-      this.lengthStmt = this.db.prepare('SELECT COUNT(*) AS n FROM sessions WHERE expires > ?')
-      this.allStmt = this.db.prepare('SELECT sid, sess FROM sessions WHERE expires > ?')
-      this.clearStmt = this.db.prepare('DELETE FROM sessions')
-      this.pruneStmt = this.db.prepare('DELETE FROM sessions WHERE expires <= ?')
+      this.db.exec(`
+        PRAGMA journal_mode = WAL;
+        PRAGMA synchronous = NORMAL;
+        PRAGMA busy_timeout = 5000;
+        CREATE TABLE IF NOT EXISTS sessions (sid TEXT PRIMARY KEY, data TEXT NOT NULL, expires INTEGER NOT NULL);
+        CREATE INDEX IF NOT EXISTS sessions_expires ON sessions (expires);`)
+      const sql = {
+        get: 'SELECT data FROM sessions WHERE sid = ? AND expires > ?',
+        upsert:
+          'INSERT INTO sessions (sid, data, expires) VALUES (?, ?, ?) ' +
+          'ON CONFLICT (sid) DO UPDATE SET data = excluded.data, expires = excluded.expires',
+        touch: 'UPDATE sessions SET expires = ? WHERE sid = ? AND expires > ?',
+        destroy: 'DELETE FROM sessions WHERE sid = ?',
+        length: 'SELECT count(*) AS n FROM sessions WHERE expires > ?',
+        all: 'SELECT sid, data FROM sessions WHERE expires > ?',
+        clear: 'DELETE FROM sessions',
+        prune: 'DELETE FROM sessions WHERE expires <= ?',
+      }
+      this.statements = Object.fromEntries(Object.entries(sql).map(([name, text]) => [name, this.db.prepare(text)]))
     }
 
-    #run(callback, work) {
+    /** Runs `work` now and hands its result (or error) to the callback later. */
+    answer(callback, work) {
       let result
-      let error
+      let failure
       try {
         result = work()
-      } catch (e) {
-        error = e
+      } catch (error) {
+        failure = error
       }
-      if (callback) setImmediate(() => (error ? callback(error) : callback(null, result)))
+      if (typeof callback === 'function') setImmediate(() => (failure ? callback(failure) : callback(null, result)))
     }
 
-    get(sid, cb) {
-      this.#run(cb, () => {
-        const row = this.getStmt.get(sid, Date.now())
-        return row ? JSON.parse(row.sess) : null
+    get(sid, callback) {
+      this.answer(callback, () => {
+        const row = this.statements.get.get(sid, Date.now())
+        return row ? JSON.parse(row.data) : null
       })
     }
 
-    set(sid, sess, cb) {
-      this.#run(cb, () => {
+    set(sid, session, callback) {
+      this.answer(callback, () => {
         const now = Date.now()
-        const expires = expiryOf(sess, now)
-        if (expires <= now) this.destroyStmt.run(sid)
-        else this.setStmt.run(sid, JSON.stringify(sess), expires)
+        const expires = expiryOf(session, now)
+        if (expires <= now) this.statements.destroy.run(sid)
+        else this.statements.upsert.run(sid, JSON.stringify(session), expires)
       })
     }
 
-    touch(sid, sess, cb) {
-      this.#run(cb, () => {
+    touch(sid, session, callback) {
+      this.answer(callback, () => {
         const now = Date.now()
-        this.touchStmt.run(expiryOf(sess, now), sid, now)
+        const { changes } = this.statements.touch.run(expiryOf(session, now), sid, now)
+        return Number(changes) > 0 ? 'OK' : 'EXPIRED'
       })
     }
 
-    destroy(sid, cb) {
-      this.#run(cb, () => void this.destroyStmt.run(sid))
+    destroy(sid, callback) {
+      this.answer(callback, () => Number(this.statements.destroy.run(sid).changes))
     }
 
-    length(cb) {
-      this.#run(cb, () => this.lengthStmt.get(Date.now()).n)
+    length(callback) {
+      this.answer(callback, () => Number(this.statements.length.get(Date.now()).n))
     }
 
-    all(cb) {
-      this.#run(cb, () => this.allStmt.all(Date.now()).map((r) => ({ ...JSON.parse(r.sess), id: r.sid })))
+    all(callback) {
+      this.answer(callback, () =>
+        this.statements.all.all(Date.now()).map((row) => Object.assign(JSON.parse(row.data), { id: row.sid })),
+      )
     }
 
-    clear(cb) {
-      this.#run(cb, () => void this.clearStmt.run())
+    clear(callback) {
+      this.answer(callback, () => Number(this.statements.clear.run().changes))
     }
 
-    prune() {
-      return Number(this.pruneStmt.run(Date.now()).changes)
+    /** Deletes expired rows now, on the main thread; gives the number deleted. */
+    prune(callback) {
+      this.answer(callback, () => Number(this.statements.prune.run(Date.now()).changes))
+    }
+
+    close() {
+      this.db.close()
     }
   }
 }
 
+function nodeSqlite() {
+  try {
+    return require('node:sqlite')
+  } catch {
+    return null
+  }
+}
+
 module.exports = {
-  name: 'node:sqlite (hand-written)',
+  id: 'node-sqlite',
+  name: 'node:sqlite',
   durable: true,
   sqlite: true,
-  version: () => `node ${process.versions.node}`,
-  available() {
-    try {
-      require('node:sqlite')
-      return true
-    } catch {
-      return `node:sqlite is not in Node ${process.versions.node}`
+  version: `node ${process.versions.node}`,
+  setup: 'bench/stores/node-sqlite.js: a hand-written store over DatabaseSync (WAL, synchronous=NORMAL)',
+  notes: ['hand-written baseline, same expiry rules as ours; SQLite on the main thread'],
+  available: () =>
+    nodeSqlite() ? true : `node:sqlite cannot be loaded in Node ${process.versions.node} (needs 22.13+ or 23.4+; 24 recommended)`,
+  create(dir) {
+    const { Store } = require('express-session')
+    const NodeSqliteStore = defineStore(Store, nodeSqlite().DatabaseSync)
+    const file = path.join(dir, 'sessions.db')
+    const store = new NodeSqliteStore(file)
+    return {
+      store,
+      files: [file],
+      close: () => store.close(),
+      prune: () => new Promise((resolve, reject) => store.prune((error, n) => (error ? reject(error) : resolve(n)))),
+      fastWrites: nodeSqliteFastWrites(store.db),
     }
   },
-  create(dir) {
-    const NodeSqliteStore = createStoreClass()
-    const file = path.join(dir, 'node-sqlite.db')
-    const store = new NodeSqliteStore(file)
-    return { store, close: () => store.db.close(), files: [file], prune: () => store.prune() }
-  },
+  defineStore,
+  expiryOf,
 }

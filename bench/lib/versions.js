@@ -1,0 +1,36 @@
+'use strict'
+
+// Versions for the results file: of bench dependencies (as installed in
+// bench/node_modules, not as declared) and of the checkout being measured.
+
+const { execFileSync } = require('node:child_process')
+const fs = require('node:fs')
+const path = require('node:path')
+
+const BENCH_DIR = path.join(__dirname, '..')
+const ROOT_DIR = path.join(BENCH_DIR, '..')
+
+/** The installed version of a bench dependency, or null when it is missing. Read from
+ * disk: some packages' "exports" do not expose their package.json to require. */
+function packageVersion(name) {
+  try {
+    const file = path.join(BENCH_DIR, 'node_modules', name, 'package.json')
+    return JSON.parse(fs.readFileSync(file, 'utf8')).version
+  } catch {
+    return null
+  }
+}
+
+/** The commit of the repository under test, with "-dirty" for uncommitted changes. */
+function checkoutRevision() {
+  try {
+    const git = (...args) => execFileSync('git', ['-C', ROOT_DIR, ...args], { encoding: 'utf8' }).trim()
+    const head = git('rev-parse', '--short', 'HEAD')
+    const dirty = git('status', '--porcelain', '--untracked-files=no').length > 0
+    return dirty ? `${head}-dirty` : head
+  } catch {
+    return null
+  }
+}
+
+module.exports = { packageVersion, checkoutRevision, BENCH_DIR, ROOT_DIR }

@@ -1,0 +1,91 @@
+'use strict'
+
+// The store API benchmark for one store and one N, run inside a fresh worker process:
+// populate N sessions, note RSS and file sizes, then measure each operation at
+// concurrency 1 and 64 for a time budget. Latency is call-to-callback; the event-loop
+// delay is sampled over every phase at concurrency 64 (the report shows the writes).
+
+const fs = require('node:fs')
+const { closedLoop } = require('../lib/closed-loop')
+const { invoke } = require('../lib/invoke')
+const { populate } = require('../lib/populate')
+const { sessionData, sidFor } = require('../lib/session-data')
+
+const MB = 1024 * 1024
+const rssMB = () => {
+  global.gc?.()
+  return Math.round((process.memoryUsage().rss / MB) * 10) / 10
+}
+const sizeOf = (file) => (fs.existsSync(file) ? fs.statSync(file).size : 0)
+
+/**
+ * The phases, in order. Every phase but set-new keeps the population at N, so set-new
+ * (which adds as many rows as the store manages in its budget) comes after everything
+ * else but destroy: length and all would otherwise count a faster store's extra rows.
+ */
+function phases(store, n) {
+  // k * 7919 (a prime) mod n walks the population in a scattered order.
+  const existing = (k) => sidFor('sid', (k * 7919) % n)
+  const both = (name, make, extra = {}) =>
+    [1, 64].map((concurrency) => ({ name: `${name} c${concurrency}`, concurrency, op: make(`c${concurrency}`), ...extra }))
+  const quarter = Math.floor(n / 4)
+  return [
+    ...both('get-hit', () => (k) => invoke(store, 'get', [existing(k)])),
+    ...both('get-miss', () => (k) => invoke(store, 'get', [sidFor('missing', k)])),
+    // length and all are admin calls, not per-request ones: concurrency 1, few calls.
+    { name: 'length c1', concurrency: 1, maxOps: 200, op: () => invoke(store, 'length') },
+    ...(n <= 10_000 ? [{ name: 'all c1', concurrency: 1, maxOps: 20, method: 'all', op: () => invoke(store, 'all') }] : []),
+    ...both('set-overwrite', () => (k) => invoke(store, 'set', [existing(k), sessionData(k)])),
+    ...both('touch', () => (k) => invoke(store, 'touch', [existing(k), sessionData(k)]), { method: 'touch' }),
+    ...both('set-new', (c) => (k) => invoke(store, 'set', [sidFor(`new-${c}`, k), sessionData(k)])),
+    // Destroy existing sessions, on disjoint quarters so every call deletes a row.
+    { name: 'destroy c1', concurrency: 1, maxOps: quarter, op: (k) => invoke(store, 'destroy', [sidFor('sid', k)]) },
+    {
+      name: 'destroy c64',
+      concurrency: 64,
+      maxOps: quarter,
+      op: (k) => invoke(store, 'destroy', [sidFor('sid', 2 * quarter + k)]),
+    },
+  ]
+}
+
+async function apiScenario(storeModule, dir, { n, budgetMs }) {
+  const handle = await storeModule.create(dir)
+  const { store } = handle
+  try {
+    const result = { n, rssEmptyMB: rssMB() }
+    result.populate = await populate(handle, n)
+    result.rssMB = rssMB()
+    result.rssDeltaMB = Math.round((result.rssMB - result.rssEmptyMB) * 10) / 10
+    if (handle.files) {
+      result.dbBytes = handle.files.reduce((sum, f) => sum + sizeOf(f), 0)
+      result.walBytes = handle.files.reduce((sum, f) => sum + sizeOf(`${f}-wal`), 0)
+    }
+    if (handle.externalRssBytes) result.serverRssMB = Math.round(((await handle.externalRssBytes()) / MB) * 10) / 10
+    // Warm the read path up (JIT, caches) before measuring it.
+    await closedLoop((k) => invoke(store, 'get', [sidFor('sid', k % n)]), { concurrency: 1, maxOps: 500 })
+
+    result.phases = {}
+    for (const phase of phases(store, n)) {
+      if (phase.method && typeof store[phase.method] !== 'function') {
+        result.phases[phase.name] = { skipped: `no ${phase.method}()` }
+        continue
+      }
+      try {
+        result.phases[phase.name] = await closedLoop(phase.op, {
+          concurrency: phase.concurrency,
+          budgetMs,
+          maxOps: phase.maxOps,
+          monitorLoop: phase.concurrency > 1,
+        })
+      } catch (error) {
+        result.phases[phase.name] = { error: String(error && error.message) }
+      }
+    }
+    return result
+  } finally {
+    await handle.close()
+  }
+}
+
+module.exports = { apiScenario }
