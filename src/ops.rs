@@ -310,4 +310,77 @@ mod tests {
         let remaining: i64 = conn.query_row("SELECT COUNT(*) FROM Sessions", [], |r| r.get(0)).expect("count");
         assert_eq!(remaining, 350);
     }
+
+    /// A full disk, made real and deterministic: `max_page_count` caps the file of a
+    /// real WAL database (as the store opens it), so this never depends on root or on
+    /// mounting a small filesystem and never skips.
+    #[test]
+    fn disk_full_fails_with_sqlite_full_reads_go_on_and_writes_recover() {
+        use crate::open::{open_connection, prepare_location, Location, OpenOptions};
+        let dir = std::env::temp_dir().join(format!("esn-ops-full-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let location = Location::File(dir.join("full.db"));
+        let options = OpenOptions::default();
+        prepare_location(&location, &options).expect("prepare");
+        let retries = Arc::default();
+        let mut writer = open_connection(&location, &options, &retries).expect("writer");
+        let reader = open_connection(&location, &options, &retries).expect("reader");
+        let table = Arc::new(Table::new("Sessions", None));
+        ensure_table(&mut writer, &table.sql, &SchemaOptions { create_table: true, default_ttl_ms: 1000, now_ms: NOW, import: None })
+            .expect("schema");
+        // Far past both NOW and the real clock (run_batch reads the real one).
+        let expires = 4_000_000_000_000;
+        let data = format!("{{\"pad\":\"{}\"}}", "x".repeat(2000));
+        let pages: i64 = writer.query_row("PRAGMA page_count", [], |r| r.get(0)).expect("page_count");
+        // Room for a handful of 2 KB sessions beyond the empty table, then no more.
+        let limit: i64 = writer.query_row(&format!("PRAGMA max_page_count = {}", pages + 6), [], |r| r.get(0)).expect("limit");
+        assert_eq!(limit, pages + 6, "the limit took");
+
+        let mut written = 0;
+        let mut first_error = None;
+        for i in 0..1000 {
+            match run(&writer, &table, &set(&format!("s{i}"), &data, expires), NOW) {
+                Ok(outcome) => {
+                    assert_eq!(outcome, Outcome::Count(1));
+                    written += 1;
+                }
+                Err(e) => {
+                    first_error = Some(e);
+                    break;
+                }
+            }
+        }
+        let error = first_error.expect("writes hit the page limit");
+        assert_eq!(error.code, "SQLITE_FULL", "{error}");
+        assert!(written >= 3, "some sessions fit before the limit ({written})");
+        // The group-commit path: the transaction fails, each job is retried alone and
+        // each reports SQLITE_FULL itself.
+        let jobs: Vec<Job> = (0..3)
+            .map(|j| Job { ticket: j, table: Arc::clone(&table), op: set(&format!("batch{j}"), &data, expires) })
+            .collect();
+        for result in run_batch(&mut writer, &jobs) {
+            assert_eq!(result.map_err(|e| e.code), Err("SQLITE_FULL".to_string()));
+        }
+
+        // Reads keep working, on the full connection and on another one.
+        assert_eq!(get(&reader, &table, "s0", NOW).expect("read while full"), Some(data.clone()));
+        assert_eq!(get(&writer, &table, &format!("s{}", written - 1), NOW).expect("read"), Some(data.clone()));
+        assert_eq!(run(&reader, &table, &Op::Length, NOW).expect("length"), Outcome::Count(written));
+        assert_eq!(get(&reader, &table, &format!("s{written}"), NOW).expect("read"), None, "the failed write left nothing");
+
+        // Space comes back: the same writes now succeed, on both paths.
+        writer.execute_batch("PRAGMA max_page_count = 1000000").expect("raise");
+        assert_eq!(run(&writer, &table, &set(&format!("s{written}"), &data, expires), NOW), Ok(Outcome::Count(1)));
+        for result in run_batch(&mut writer, &jobs) {
+            assert_eq!(result, Ok(Outcome::Count(1)));
+        }
+        assert_eq!(run(&reader, &table, &Op::Length, NOW).expect("length"), Outcome::Count(written + 4));
+        assert_eq!(get(&reader, &table, "batch2", NOW).expect("read"), Some(data));
+        let integrity: String = reader.query_row("PRAGMA integrity_check", [], |r| r.get(0)).expect("integrity");
+        assert_eq!(integrity, "ok");
+        drop(reader);
+        drop(writer);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
