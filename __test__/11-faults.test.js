@@ -59,6 +59,100 @@ test('read-only media: reads work, writes fail with SQLITE_READONLY, nothing cra
   store.close()
 })
 
+/**
+ * Runs a Node script as a user that file modes apply to (root ignores them): this user
+ * when not root, else uid 65534 through setpriv or runuser. Probes first that the
+ * user can run this Node and load the package; returns a runner or a reason to skip.
+ */
+function unprivilegedNode() {
+  const root = path.join(__dirname, '..')
+  const probe = `require(${JSON.stringify(root)}); process.stdout.write(JSON.stringify([process.getuid(), process.getgid()]))`
+  // The suite's secondary runtimes live under root's home; the main Node may not.
+  const nodes = [...new Set([process.execPath, process.env.ESN_INSPECT_NODE].filter(Boolean))]
+  if (process.platform !== 'linux') return { skip: 'file-mode tests as another user use setpriv/runuser, which are Linux-only' }
+  const switchers = process.getuid() === 0
+    ? [['setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups']], ['runuser', ['-u', 'nobody', '--']]]
+    : [[null, []]]
+  const reasons = []
+  for (const [command, prefix] of switchers) {
+    for (const node of nodes) {
+      const spawnAs = (args) =>
+        command === null
+          ? spawnSync(node, args, { cwd: root, encoding: 'utf8', timeout: 30_000 })
+          : spawnSync(command, [...prefix, node, ...args], { cwd: root, encoding: 'utf8', timeout: 30_000 })
+      const result = spawnAs(['-e', probe])
+      if (result.status === 0) {
+        const [uid, gid] = JSON.parse(result.stdout)
+        if (uid !== 0) return { uid, gid, spawnAs }
+      }
+      reasons.push(`${command || 'this user'} + ${node}: ${result.error ? result.error.code : (result.stderr || '').trim().split('\n').pop()}`)
+    }
+  }
+  return { skip: `no way to run the package as a non-root user here (${reasons.join('; ')})` }
+}
+
+test('a read-only file or directory, used by a non-root process: reads work, writes fail with SQLITE_READONLY', async (t) => {
+  const user = unprivilegedNode()
+  if (user.skip) return t.skip(user.skip)
+  for (const wal of [true, false]) {
+    for (const what of ['file 0444', 'directory 0555']) {
+      await t.test(`${what}, ${wal ? 'WAL (the default)' : 'wal: false'}`, async (st) => {
+        // Traversable by the other user all the way down: tempDir() makes a 0700 dir.
+        const base = tempDir()
+        fs.chmodSync(base, 0o755)
+        const dir = path.join(base, 'db')
+        fs.mkdirSync(dir)
+        const file = path.join(dir, 'sessions.db')
+        const writer = new SQLiteStore(file, { wal, pruneInterval: false })
+        await writer.set('s', sessionFor('ro', 600_000))
+        await writer.set('old', { cookie: { expires: new Date(Date.now() + 10) } })
+        writer.close()
+        await sleep(20) // 'old' is now expired: work a prune would have to write
+        assert.equal(inspect(file).get('PRAGMA journal_mode').journal_mode, wal ? 'wal' : 'delete')
+        // The other user owns both, so only the mode under test stands in its way.
+        if (process.getuid() === 0) {
+          fs.chownSync(dir, user.uid, user.gid)
+          fs.chownSync(file, user.uid, user.gid)
+        }
+        fs.chmodSync(file, what === 'file 0444' ? 0o444 : 0o600)
+        fs.chmodSync(dir, what === 'file 0444' ? 0o755 : 0o555)
+        st.after(() => fs.chmodSync(dir, 0o755))
+
+        const result = user.spawnAs([path.join(__dirname, 'fixtures', 'readonly-child.js'), file, wal ? 'wal' : 'nowal'])
+        assert.equal(result.status, 0, `child crashed: ${result.signal} ${result.stderr}`)
+        const report = JSON.parse(result.stdout)
+        assert.notEqual(report.uid, 0)
+        assert.equal(report.unexpected, undefined)
+        if (wal && what === 'directory 0555') {
+          // A WAL database cannot even be read without its -wal and -shm files, and
+          // SQLite cannot create them in this directory (SQLITE_READONLY_DIRECTORY, with
+          // any SQLite library): the store refuses to open, with an Error and a code.
+          for (const attempt of [report.open, report.openReadonly]) {
+            assert.equal(attempt.isError, true, JSON.stringify(attempt))
+            assert.equal(attempt.code, 'SQLITE_READONLY', JSON.stringify(attempt))
+            assert.ok(attempt.message.length > 0)
+          }
+          assert.deepEqual(fs.readdirSync(dir), ['sessions.db'], 'nothing created')
+        } else {
+          assert.deepEqual(report.open, { value: 'opened' })
+          assert.deepEqual(report.get, { value: 'ro' })
+          assert.deepEqual(report.length, { value: 1 })
+          for (const name of ['set', 'touch', 'destroy', 'prune']) {
+            assert.equal(report[name].isError, true, `${name}: ${JSON.stringify(report[name])}`)
+            assert.equal(report[name].code, 'SQLITE_READONLY', `${name}: ${JSON.stringify(report[name])}`)
+          }
+          assert.deepEqual(report.getAfter, { value: 'ro' }, 'still readable after the failed writes')
+          assert.deepEqual(report.close, { value: 'closed' })
+        }
+        fs.chmodSync(dir, 0o755)
+        const rows = inspect(file).all('SELECT id FROM Sessions ORDER BY id').map((r) => r.id)
+        assert.deepEqual(rows, ['old', 's'], 'nothing written, nothing deleted')
+        assert.deepEqual(inspect(file).all('PRAGMA integrity_check'), [{ integrity_check: 'ok' }])
+      })
+    }
+  }
+})
+
 test('a database file deleted or replaced while open: clear errors, no crash', async () => {
   for (const what of ['deleted', 'replaced']) {
     const file = tempDb()
