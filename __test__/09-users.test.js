@@ -12,6 +12,8 @@ const { SQLiteStore } = require('..')
 const { createApp, createStore } = require('../examples/logout-everywhere')
 const { tempDb, tempDir, sessionFor, inspect, sleep, betterSqlite3 } = require('./helpers')
 
+const noPosixModes = process.platform === 'win32' && 'Windows has no POSIX file modes'
+
 const userSession = (user, maxAge = 600_000) => ({ ...sessionFor('x', maxAge), passport: { user } })
 
 test('idsByUser and destroyByUser: two users, several sessions each, expiry respected', async () => {
@@ -162,11 +164,16 @@ test('stats: live, expired, sizes and counters', async () => {
   store.close()
 })
 
-test('serialize saves an in-memory store; backup copies a live file while writes go on', async () => {
+test('serialize saves an in-memory store, and backup copies one to a file', async () => {
   const memory = new SQLiteStore(':memory:')
   await memory.set('m', sessionFor('m'))
   const image = memory.serialize()
+  // An in-memory store is serialized under its connection's lock and the image written
+  // after the lock is released (see src/backup.rs).
+  const copyOfPrivate = path.join(tempDir(), 'private-copy.db')
+  await memory.backup(copyOfPrivate)
   memory.close()
+  assert.deepEqual(inspect(copyOfPrivate).all('SELECT id FROM Sessions'), [{ id: 'm' }])
   const restored = new SQLiteStore(image)
   assert.equal((await restored.get('m')).user, 'm')
   const copyOfMemory = path.join(tempDir(), 'memory-copy.db')
@@ -176,23 +183,42 @@ test('serialize saves an in-memory store; backup copies a live file while writes
   assert.equal((await fromCopy.get('m')).user, 'm')
   fromCopy.close()
 
+  assert.deepEqual(inspect(copyOfMemory).all('PRAGMA integrity_check'), [{ integrity_check: 'ok' }])
+  await assert.rejects(new SQLiteStore(':memory:').backup(''), { name: 'TypeError' })
+})
+
+test('backup of a WAL file finishes while writes go on, and the copy is one consistent state', async (t) => {
   const file = tempDb()
-  const store = new SQLiteStore(file)
-  for (let i = 0; i < 2000; i++) store.set(`s${i}`, { ...sessionFor(i), pad: 'p'.repeat(400) })
-  await store.length()
+  const store = new SQLiteStore(file, { pruneInterval: false })
+  const pad = 'p'.repeat(400)
+  await Promise.all(Array.from({ length: 20_000 }, (_, i) => store.set(`s${i}`, { ...sessionFor(i), pad })))
   const target = path.join(tempDir(), 'backup.db')
+  // New rows, one after another, from before the backup starts until it has finished.
+  let issued = 0
+  let acknowledged = 0
   let writing = true
   const writes = (async () => {
-    for (let i = 0; writing; i++) await store.set(`during${i % 50}`, sessionFor(i))
+    while (writing) {
+      await store.set(`during${issued++}`, sessionFor('during'))
+      acknowledged++
+    }
   })()
+  while (acknowledged < 5) await sleep(1)
+  const before = 20_000 + acknowledged
+  const acknowledgedAtStart = acknowledged
   await store.backup(target)
+  const duringBackup = acknowledged - acknowledgedAtStart
   writing = false
   await writes
+  const after = await store.length()
+  assert.ok(duringBackup > 0, 'writes were acknowledged while the backup ran')
+  await assert.rejects(store.backup(file), { code: 'ERR_INVALID_ARG_VALUE' }, 'never over the live file')
   store.close()
   assert.deepEqual(inspect(target).all('PRAGMA integrity_check'), [{ integrity_check: 'ok' }])
-  const copy = new SQLiteStore(target, { databaseOptions: { readonly: true } })
-  assert.ok((await copy.length()) >= 2000)
-  copy.close()
-  assert.equal(fs.statSync(target).mode & 0o777, 0o600)
-  await assert.rejects(new SQLiteStore(':memory:').backup(''), { name: 'TypeError' })
+  const copied = inspect(target).get('SELECT COUNT(*) AS n FROM Sessions').n
+  assert.ok(copied >= before && copied <= after, `${before} <= ${copied} <= ${after}`)
+  t.diagnostic(`${duringBackup} writes acknowledged during the backup; the copy holds ${copied} rows`)
+  await t.test('the copy is private (0600)', { skip: noPosixModes }, () => {
+    assert.equal(fs.statSync(target).mode & 0o777, 0o600)
+  })
 })

@@ -1,11 +1,27 @@
 //! Online backup: a consistent copy of a live database written to a file by a thread
-//! of its own, a few pages at a time, so neither the JS thread nor the writer waits.
+//! of its own, so the JS thread never waits for the copy.
+//!
+//! - A file in WAL mode is copied in one `step(-1)`: one read transaction, one snapshot.
+//!   In WAL mode a reader does not block writers, and a copy done in one step has no
+//!   "between steps" in which another connection's write could restart it, so the copy
+//!   always finishes, however steady the writes.
+//! - A file in rollback-journal mode is copied a few pages at a time, because there a
+//!   reader does block writers. Each write by another connection restarts the copy;
+//!   after a few restarts the rest is copied in one step (writers then wait, up to
+//!   their busy timeout, instead of the copy never finishing).
+//! - An in-memory database has one connection, which the JS thread also reads on. It
+//!   is serialized under its lock (one memory copy, about a millisecond per few MB)
+//!   and the image is written to the file after the lock is released, so a `get`
+//!   never waits for disk I/O. Copying with the backup API instead would hold that
+//!   lock while writing the file.
 
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::backup::{Backup, StepResult};
+use rusqlite::serialize::{Data, OwnedData};
 use rusqlite::{Connection, OpenFlags};
 
 use crate::error::{StoreError, StoreResult};
@@ -14,53 +30,173 @@ use crate::ops::Outcome;
 use crate::worker::{Completion, CompletionSink};
 use crate::SharedConn;
 
-/// Pages copied per step; between steps other connections may write (and the copy
-/// restarts from the changed pages, as SQLite's backup does).
+/// Pages copied per step in rollback-journal mode; between steps writers get the lock.
 const PAGES_PER_STEP: i32 = 256;
 
+/// Restarts (in rollback-journal mode) after which the rest is copied in one step.
+const RESTARTS_BEFORE_ONE_STEP: u32 = 3;
+
 /// Where the copy reads from: its own connection to a file, or the one connection of
-/// an in-memory database (taken for one step at a time).
+/// an in-memory database.
 pub enum BackupSource {
     File(Location, OpenOptions),
     Shared(SharedConn),
 }
 
-fn copy(source: &BackupSource, target: &PathBuf) -> StoreResult<i64> {
-    let _ = std::fs::remove_file(target);
-    let mut dest = Connection::open_with_flags(
-        target,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
+/// Creates `path` empty and private (0600: it holds every session). Created with the
+/// mode rather than chmod-ed after, so that no other user can open it in between.
+fn create_private(path: &Path) -> StoreResult<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(target, std::fs::Permissions::from_mode(0o600))?;
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
     }
+    options.open(path).map_err(|e| {
+        let error = StoreError::from(e);
+        StoreError::new(&error.code, format!("cannot create the backup file {}: {}", path.display(), error.message))
+    })
+}
+
+/// The source file itself as target would replace the live database.
+fn check_not_source(source: &BackupSource, target: &Path) -> StoreResult<()> {
+    let BackupSource::File(Location::File(path), _) = source else { return Ok(()) };
+    if let (Ok(a), Ok(b)) = (std::fs::canonicalize(path), std::fs::canonicalize(target)) {
+        if a == b {
+            return Err(StoreError::new("ERR_INVALID_ARG_VALUE", "the backup target is the database file itself"));
+        }
+    }
+    Ok(())
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// Copies into a temporary file next to `target`, then renames it over `target`: a
+/// failed copy leaves whatever was at `target` untouched and no partial file behind.
+fn copy(source: &BackupSource, target: &Path) -> StoreResult<i64> {
+    static COPIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    check_not_source(source, target)?;
+    let n = COPIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let temporary = with_suffix(target, &format!(".backup-{}-{n}", std::process::id()));
+    let result = copy_to(source, &temporary);
+    if result.is_ok() {
+        // Journal files of whatever database was at `target` would be applied to the copy.
+        for suffix in ["-wal", "-shm", "-journal"] {
+            let _ = std::fs::remove_file(with_suffix(target, suffix));
+        }
+        if let Err(e) = std::fs::rename(&temporary, target) {
+            let _ = std::fs::remove_file(&temporary);
+            return Err(e.into());
+        }
+        return result;
+    }
+    let _ = std::fs::remove_file(with_suffix(&temporary, "-journal"));
+    let _ = std::fs::remove_file(&temporary);
+    result
+}
+
+fn copy_to(source: &BackupSource, path: &Path) -> StoreResult<i64> {
     match source {
         BackupSource::File(location, options) => {
             let read_only = OpenOptions { readonly: true, ..options.clone() };
             let conn = open_connection(location, &read_only, &Arc::default())?;
-            run_steps(&conn, &mut dest)
+            let journal_mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+            drop(create_private(path)?);
+            let mut dest =
+                Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+            let timeout = Duration::from_millis(u64::from(options.busy_timeout_ms));
+            if journal_mode.eq_ignore_ascii_case("wal") {
+                copy_in_one_step(&conn, &mut dest, timeout)
+            } else {
+                copy_in_steps(&conn, &mut dest, timeout)
+            }
         }
         BackupSource::Shared(shared) => {
-            let guard = shared.lock().unwrap_or_else(|p| p.into_inner());
-            // An in-memory database is small and has no other process writing: copy it whole.
-            run_steps(&guard, &mut dest)
+            let image = serialize(shared)?;
+            let bytes: &[u8] = match &image {
+                Ok(owned) => owned,
+                Err(copied) => copied,
+            };
+            let mut file = create_private(path)?;
+            file.write_all(bytes)?;
+            // Reported done only once it is on disk, as the backup API's commit would be.
+            file.sync_all()?;
+            Ok(i64::try_from(bytes.len() / page_size(bytes)).unwrap_or(i64::MAX))
         }
     }
 }
 
-fn run_steps(source: &Connection, dest: &mut Connection) -> StoreResult<i64> {
-    let backup = Backup::new(source, dest)?;
+/// The database image, taken under the connection's lock: while the lock is held no
+/// transaction is open on it (every user of the connection finishes its transaction
+/// before releasing it), so the image is a committed state. The lock is released
+/// before the image is written anywhere.
+fn serialize(shared: &SharedConn) -> StoreResult<Result<OwnedData, Vec<u8>>> {
+    let mut guard = shared.lock().unwrap_or_else(|p| p.into_inner());
+    let image = match guard.serialize(rusqlite::MAIN_DB)? {
+        // A private in-memory database: SQLite made the copy.
+        Data::Owned(owned) => Ok(owned),
+        // A Buffer-opened one: its memory belongs to the connection; copy it out.
+        Data::Shared(shared) => Err(shared.to_vec()),
+    };
+    drop(guard);
+    Ok(image)
+}
+
+/// The page size from the image's header (bytes 16-17, big-endian; 1 means 65536).
+fn page_size(image: &[u8]) -> usize {
+    match image.get(16..18) {
+        Some([0, 1]) => 65536,
+        Some(&[hi, lo]) if hi != 0 || lo != 0 => usize::from(u16::from_be_bytes([hi, lo])),
+        _ => 4096,
+    }
+}
+
+/// Runs `step` until it is not busy, for at most the busy timeout.
+fn step_until_not_busy(backup: &Backup<'_, '_>, pages: i32, timeout: Duration) -> StoreResult<StepResult> {
+    let started = Instant::now();
     loop {
-        match backup.step(PAGES_PER_STEP)? {
-            StepResult::Done => break,
-            StepResult::More => {}
-            StepResult::Busy | StepResult::Locked => std::thread::sleep(Duration::from_millis(5)),
-            _ => std::thread::sleep(Duration::from_millis(1)),
+        match backup.step(pages)? {
+            StepResult::Busy | StepResult::Locked if started.elapsed() < timeout => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            StepResult::Busy | StepResult::Locked => {
+                return Err(StoreError::new("SQLITE_BUSY", "the database stayed locked for longer than the busy timeout"));
+            }
+            other => return Ok(other),
         }
     }
-    Ok(i64::from(backup.progress().pagecount))
+}
+
+fn copy_in_one_step(source: &Connection, dest: &mut Connection, timeout: Duration) -> StoreResult<i64> {
+    let backup = Backup::new(source, dest)?;
+    loop {
+        // Done at once, unless SQLite had to give up the step part way (it then says More).
+        if step_until_not_busy(&backup, -1, timeout)? == StepResult::Done {
+            return Ok(i64::from(backup.progress().pagecount));
+        }
+    }
+}
+
+fn copy_in_steps(source: &Connection, dest: &mut Connection, timeout: Duration) -> StoreResult<i64> {
+    let backup = Backup::new(source, dest)?;
+    let mut restarts = 0;
+    let mut remaining = i32::MAX;
+    loop {
+        let pages = if restarts >= RESTARTS_BEFORE_ONE_STEP { -1 } else { PAGES_PER_STEP };
+        if step_until_not_busy(&backup, pages, timeout)? == StepResult::Done {
+            return Ok(i64::from(backup.progress().pagecount));
+        }
+        let now = backup.progress().remaining;
+        if now > remaining {
+            restarts += 1;
+        }
+        remaining = now;
+    }
 }
 
 /// Starts the copy; its page count (or error) is delivered under `ticket`.
@@ -78,4 +214,127 @@ pub fn start(
             sink.deliver(vec![Completion { ticket, result: result.map(Outcome::Count) }]);
         })
         .map_err(|e| StoreError::new("ERR_THREAD", format!("cannot start the backup thread: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{mpsc, Mutex};
+
+    struct ChannelSink(Mutex<mpsc::Sender<Vec<Completion>>>);
+    impl CompletionSink for ChannelSink {
+        fn deliver(&self, completions: Vec<Completion>) {
+            let _ = self.0.lock().unwrap_or_else(|p| p.into_inner()).send(completions);
+        }
+    }
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("esn-backup-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        dir
+    }
+
+    fn run(source: BackupSource, target: &Path) -> StoreResult<Outcome> {
+        let (tx, rx) = mpsc::channel();
+        let thread = start(source, target.to_path_buf(), 1, Arc::new(ChannelSink(Mutex::new(tx)))).expect("start");
+        thread.join().expect("join");
+        rx.try_iter().flatten().next().expect("one completion").result
+    }
+
+    fn rows(path: &Path) -> i64 {
+        let conn = Connection::open(path).expect("open copy");
+        let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).expect("check");
+        assert_eq!(check, "ok");
+        conn.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0)).expect("count")
+    }
+
+    #[test]
+    fn in_memory_image_is_a_valid_file() {
+        let dir = temp_dir("memory");
+        let conn = open_connection(&Location::Memory(None), &OpenOptions::default(), &Arc::default()).expect("open");
+        conn.execute_batch("CREATE TABLE t (x); WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) INSERT INTO t SELECT randomblob(100) FROM n;")
+            .expect("fill");
+        let target = dir.join("copy.db");
+        let pages = run(BackupSource::Shared(Arc::new(Mutex::new(conn))), &target).expect("backup");
+        assert!(matches!(pages, Outcome::Count(n) if n > 10));
+        assert_eq!(rows(&target), 3000);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&target).expect("meta").permissions().mode() & 0o777, 0o600);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn rollback_journal_file_is_copied_and_the_source_is_refused_as_target() {
+        let dir = temp_dir("rollback");
+        let path = dir.join("live.db");
+        let location = Location::File(path.clone());
+        let options = OpenOptions { wal: false, ..OpenOptions::default() };
+        crate::open::prepare_location(&location, &options).expect("prepare");
+        let conn = open_connection(&location, &options, &Arc::default()).expect("open");
+        conn.execute_batch("CREATE TABLE t (x); WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000) INSERT INTO t SELECT randomblob(500) FROM n;")
+            .expect("fill");
+        let target = dir.join("copy.db");
+        run(BackupSource::File(location.clone(), options.clone()), &target).expect("backup");
+        assert_eq!(rows(&target), 2000);
+        let err = run(BackupSource::File(location, options), &path).unwrap_err();
+        assert_eq!(err.code, "ERR_INVALID_ARG_VALUE");
+        assert_eq!(conn.query_row("SELECT COUNT(*) FROM t", [], |r| r.get::<_, i64>(0)).expect("live"), 2000);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn wal_file_copy_finishes_under_steady_writes() {
+        let dir = temp_dir("wal");
+        let location = Location::File(dir.join("live.db"));
+        let options = OpenOptions::default();
+        crate::open::prepare_location(&location, &options).expect("prepare");
+        let conn = open_connection(&location, &options, &Arc::default()).expect("open");
+        conn.execute_batch("CREATE TABLE t (x); WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) INSERT INTO t SELECT randomblob(400) FROM n;")
+            .expect("fill");
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let written = Arc::new(std::sync::atomic::AtomicI64::new(0));
+        let writer = {
+            let (stop, written) = (Arc::clone(&stop), Arc::clone(&written));
+            std::thread::spawn(move || {
+                // Each insert is its own commit: every one of them would restart a stepped copy.
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    conn.execute("INSERT INTO t VALUES (randomblob(400))", []).expect("insert");
+                    written.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                conn
+            })
+        };
+        while written.load(std::sync::atomic::Ordering::Relaxed) < 10 {
+            std::thread::yield_now();
+        }
+        let before = 20_000 + written.load(std::sync::atomic::Ordering::Relaxed);
+        let target = dir.join("copy.db");
+        run(BackupSource::File(location, options), &target).expect("backup");
+        let after = 20_000 + written.load(std::sync::atomic::Ordering::Relaxed);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        drop(writer.join().expect("writer"));
+        let copied = rows(&target);
+        assert!(copied >= before && copied <= after, "{before} <= {copied} <= {after}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn failed_copy_leaves_the_target_as_it_was() {
+        let dir = temp_dir("failed");
+        let target = dir.join("copy.db");
+        std::fs::write(&target, b"an older backup").expect("write");
+        let err = run(
+            BackupSource::File(Location::File(dir.join("missing.db")), OpenOptions { readonly: true, ..OpenOptions::default() }),
+            &target,
+        )
+        .unwrap_err();
+        assert_eq!(err.code, "SQLITE_CANTOPEN");
+        assert_eq!(std::fs::read(&target).expect("read"), b"an older backup");
+        assert_eq!(std::fs::read_dir(&dir).expect("dir").count(), 1, "no temporary file left");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
