@@ -6,6 +6,7 @@
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const fs = require('node:fs')
+const { monitorEventLoopDelay } = require('node:perf_hooks')
 const { SQLiteStore } = require('..')
 const { tempDb, sessionFor, inspect, sleep } = require('./helpers')
 
@@ -41,6 +42,108 @@ test('pruneInterval prunes in the background (jittered ±50 %)', async () => {
   }
   assert.equal(remaining, 1)
   assert.equal((await store.get('kept')).user, 'kept')
+  store.close()
+})
+
+test('pruneInterval: false never prunes, where a tiny interval prunes the same rows in the same wait', async () => {
+  // One file, a table per store, the same expired rows in each: the only difference is
+  // the option, so the control proves the wait was long enough to see a prune.
+  const file = tempDb()
+  const on = new SQLiteStore(file, { tableName: 'Pruned', pruneInterval: 0.05 })
+  const off = new SQLiteStore(file, { tableName: 'Kept', pruneInterval: false })
+  for (const store of [on, off]) {
+    await Promise.all(Array.from({ length: 100 }, (_, i) => store.set(`gone${i}`, { cookie: { expires: new Date(Date.now() + 20) } })))
+    await store.set('live', sessionFor('live'))
+  }
+  await sleep(30)
+  let pruned = 101
+  for (let waited = 0; waited < 5000 && pruned > 1; waited += 50) {
+    await sleep(50)
+    pruned = rowsIn(file, 'Pruned')
+  }
+  assert.equal(pruned, 1, 'the 50 ms store pruned its expired rows in the background')
+  // Several more of the control's intervals: the store without pruning has had every chance.
+  await sleep(400)
+  assert.equal(rowsIn(file, 'Kept'), 101, 'pruneInterval: false left every expired row in the file')
+  const [onStats, offStats] = [await on.stats(), await off.stats()]
+  assert.ok(onStats.pruneRuns >= 2 && onStats.rowsPruned === 100, JSON.stringify(onStats))
+  assert.equal(offStats.pruneRuns, 0)
+  assert.equal(offStats.rowsPruned, 0)
+  assert.equal(offStats.expired, 100)
+  // And the rows are prunable: an explicit prune takes exactly them.
+  assert.equal(await off.prune(), 100)
+  on.close()
+  off.close()
+})
+
+/** `count` sessions that expire in 1 ms (a lifetime already over would be a delete). */
+async function expiredRows(store, count, prefix = 'old') {
+  const writes = []
+  for (let i = 0; i < count; i++) {
+    writes.push(store.set(`${prefix}${i}`, { cookie: { maxAge: 1 }, i, pad: 'x'.repeat(100) }))
+    if (writes.length === 1000) await Promise.all(writes.splice(0))
+  }
+  await Promise.all(writes)
+  await sleep(5)
+}
+
+test('close() during a prune of 50,000 rows: the prune settles, close returns, WAL emptied, file intact', async () => {
+  const file = tempDb()
+  const store = new SQLiteStore(file, { pruneInterval: false })
+  await expiredRows(store, 50_000)
+  await store.set('live', sessionFor('live', 600_000))
+  let settled = null
+  const pruning = store.prune().then(
+    (rows) => (settled = { rows }),
+    (error) => (settled = { error }),
+  )
+  // Under way: some expired rows are gone and the prune has not answered yet.
+  let expired = 50_000
+  while (settled === null && expired === 50_000) expired = (await store.stats()).expired
+  assert.equal(settled, null, 'caught the prune before it finished (it is 100 batches at half duty)')
+  assert.ok(expired < 50_000)
+  const closed = await new Promise((resolve) => store.close(resolve))
+  assert.equal(closed, undefined, 'close succeeded')
+  const outcome = await Promise.race([pruning, sleep(10_000).then(() => 'hung')])
+  assert.notEqual(outcome, 'hung', 'the prune promise settled')
+  if (outcome.error) {
+    assert.ok(outcome.error instanceof Error && /^(ERR_|SQLITE_)/.test(outcome.error.code), String(outcome.error))
+  } else {
+    // Stopped between batches: a partial count, and exactly that many rows are gone.
+    assert.ok(Number.isInteger(outcome.rows) && outcome.rows > 0 && outcome.rows < 50_000, `${outcome.rows}`)
+    assert.equal(rowsIn(file), 50_001 - outcome.rows)
+  }
+  assert.equal(fs.existsSync(`${file}-wal`) ? fs.statSync(`${file}-wal`).size : 0, 0, 'close checkpointed the WAL')
+  assert.deepEqual(inspect(file).all('PRAGMA integrity_check'), [{ integrity_check: 'ok' }])
+  assert.equal(inspect(file).get('SELECT COUNT(*) AS n FROM Sessions WHERE id = ?', 'live').n, 1)
+})
+
+test('a prune of 50,000 rows leaves the event loop free: reads go on, exact count deleted', async (t) => {
+  const file = tempDb()
+  const store = new SQLiteStore(file, { pruneInterval: false })
+  await expiredRows(store, 50_000)
+  await Promise.all(Array.from({ length: 1000 }, (_, i) => store.set(`live${i}`, sessionFor(i, 600_000))))
+  const delay = monitorEventLoopDelay({ resolution: 1 })
+  let pruning = true
+  let reads = 0
+  const reader = (async () => {
+    while (pruning) {
+      assert.equal((await store.get(`live${reads++ % 1000}`)).cookie.originalMaxAge, 600_000)
+    }
+  })()
+  delay.enable()
+  const deleted = await store.prune()
+  pruning = false
+  await reader
+  delay.disable()
+  assert.equal(deleted, 50_000)
+  assert.equal(rowsIn(file), 1000)
+  const maxMs = delay.max / 1e6
+  t.diagnostic(`prune of 50,000 rows: ${reads} reads meanwhile, event-loop delay max ${maxMs.toFixed(1)} ms, p99 ${(delay.percentile(99) / 1e6).toFixed(1)} ms`)
+  assert.ok(reads > 100, `${reads} reads ran during the prune`)
+  // A sanity bound, not a speed claim: the prune runs on its own thread, so the loop
+  // only ever waits for a read or a GC; 100 ms would mean the loop was doing the prune.
+  assert.ok(maxMs < 100, `event loop blocked for ${maxMs} ms`)
   store.close()
 })
 

@@ -308,6 +308,26 @@ mod tests {
         }
     }
 
+    /// The bound above also holds with no jitter at all; this is what fails without it.
+    /// The spread must reach well past ±25 % on both sides and fill every quarter of the
+    /// range: a uniform ±50 % puts a quarter of the samples in each, so a quarter bin
+    /// under 150 of 1000 (or no sample beyond ±25 % either side) cannot happen by chance.
+    #[test]
+    fn jitter_spreads_across_the_whole_range() {
+        let mut quarters = [0u32; 4];
+        let (mut low, mut high) = (Duration::MAX, Duration::ZERO);
+        for _ in 0..1000 {
+            let d = jittered(Duration::from_secs(100));
+            low = low.min(d);
+            high = high.max(d);
+            let quarter = ((d.as_secs_f64() - 50.0) / 25.0).floor().clamp(0.0, 3.0) as usize;
+            quarters[quarter] += 1;
+        }
+        assert!(low < Duration::from_secs(70), "shortest {low:?}: nothing below -30 %");
+        assert!(high > Duration::from_secs(130), "longest {high:?}: nothing above +30 %");
+        assert!(quarters.iter().all(|&n| n >= 150), "samples per quarter of 50..150 s: {quarters:?}");
+    }
+
     #[test]
     fn a_held_lease_is_skipped_and_an_expired_one_taken_over() {
         let conn = Connection::open_in_memory().expect("open");
