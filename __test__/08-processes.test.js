@@ -40,6 +40,21 @@ test('4 processes, 3000 mixed operations each, one pruning: no busy errors, no l
   store.close()
   assert.ok(checked >= 250, `${checked} keys checked`)
   assert.deepEqual(inspect(file).all('PRAGMA integrity_check'), [{ integrity_check: 'ok' }])
+
+  // The pruning process pruned while the others worked: short-lived sessions (5 ms)
+  // were written by all four, and only it prunes, so every one of them gone from the
+  // file is one it counted, and the count it gives is exactly what is gone.
+  const { pruning } = reports[0]
+  const tmpWritten = reports.reduce((sum, r) => sum + r.tmpWritten, 0)
+  const tmpLeft = inspect(file).get("SELECT COUNT(*) AS n FROM Sessions WHERE id GLOB 'w*-tmp-*'").n
+  assert.ok(tmpWritten >= 400, `${tmpWritten} short-lived sessions written for the pruner`)
+  assert.ok(pruning.duringRun.pruneRuns >= 1 && pruning.duringRun.rowsPruned > 0, JSON.stringify(pruning))
+  assert.equal(pruning.total.rowsPruned, tmpWritten - tmpLeft, JSON.stringify({ pruning, tmpWritten, tmpLeft }))
+  for (const report of reports.slice(1)) assert.equal(report.pruning, undefined)
   const slowest = Math.max(...reports.map((r) => r.elapsedMs))
-  t.diagnostic(`12000 operations in ${slowest} ms across 4 processes; ${checked} keys verified`)
+  t.diagnostic(
+    `12000 operations in ${slowest} ms across 4 processes; ${checked} keys verified; ` +
+      `pruned during the run: ${pruning.duringRun.rowsPruned} rows in ${pruning.duringRun.pruneRuns} prunes ` +
+      `(${pruning.total.rowsPruned} of ${tmpWritten} short-lived sessions in all, ${tmpLeft} left)`,
+  )
 })
