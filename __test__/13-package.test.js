@@ -3,18 +3,21 @@
 // What a user gets from npm: the package and this platform's binary package, packed
 // as npm would publish them, installed (scripts off, so no Rust toolchain is used)
 // into new apps outside the repository: a CommonJS and an ESM Express app making real
-// HTTP requests, and a TypeScript consumer compiled under node16 and bundler.
+// HTTP requests, and a TypeScript consumer compiled under node16 (ESM and CommonJS) and
+// bundler, whose compiled output then runs. Works on Windows too (npm through a shell).
 
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
-const { execFileSync, spawn } = require('node:child_process')
+const { execFileSync, spawn, spawnSync } = require('node:child_process')
+const { npmSync } = require('../scripts/runtimes')
 
 const root = path.join(__dirname, '..')
+// npm through a shell on Windows, where it is a batch file (scripts/runtimes.js).
 const npm = (args, cwd) =>
-  execFileSync('npm', args, { cwd, encoding: 'utf8', env: { ...process.env, npm_config_loglevel: 'error', npm_config_fund: 'false', npm_config_audit: 'false' } })
+  npmSync(args, { cwd, encoding: 'utf8', env: { ...process.env, npm_config_loglevel: 'error', npm_config_fund: 'false', npm_config_audit: 'false' } })
 const skip = process.env.ESN_SECONDARY_RUNTIME ? 'packaging is checked once, under the primary Node' : false
 
 let app // the consumer folder, shared by the subtests
@@ -46,7 +49,7 @@ test('the main tarball holds what users need and no build artifacts', { skip }, 
   fs.rmSync(work, { recursive: true, force: true })
 })
 
-test('installed from the tarballs into a new Express app: CommonJS and ESM apps serve sessions over HTTP', { skip }, async (t) => {
+test('installed from the tarballs into a new Express app: CommonJS and ESM apps serve sessions over HTTP', { skip, timeout: 300_000 }, async (t) => {
   const { main, native, work } = packageAll(t)
   app = fs.mkdtempSync(path.join(os.tmpdir(), 'esn-consumer-'))
   fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'consumer', private: true }))
@@ -108,51 +111,129 @@ test('installed from the tarballs into a new Express app: CommonJS and ESM apps 
   fs.rmSync(work, { recursive: true, force: true })
 })
 
-test('a TypeScript consumer compiles under module node16 and bundler', { skip }, (t) => {
-  assert.ok(app, 'the consumer app from the previous test exists')
-  fs.writeFileSync(
-    path.join(app, 'consumer.ts'),
-    `import session, { SessionData } from 'express-session'
+// One consumer source, as a user writes it: the named import, express-session's types
+// (with a SessionData field merged in, as its docs show), callbacks and promises. The
+// @ts-expect-error lines make the test fail if the store's types were loose (any).
+const CONSUMER_TS = `import session, { type SessionData } from 'express-session'
 import { SQLiteStore, type StoreOptions } from 'express-sqlite-native'
-const options: StoreOptions = { tableName: 'Sessions', ttl: 3600 }
-const store = new SQLiteStore('sessions.db', options)
-session({ store, secret: 's', resave: false, saveUninitialized: false })
-store.get('sid', (error: unknown, data?: SessionData | null) => void [error, data])
-export async function promises(): Promise<number> {
-  const data: SessionData | null = await store.get('sid')
-  if (data) await store.set('sid', data)
-  return store.length()
+
+declare module 'express-session' {
+  interface SessionData {
+    user?: string
+  }
 }
-`,
-  )
+
+const options: StoreOptions = { tableName: 'Sessions', ttl: 3600 }
+const store = new SQLiteStore(process.argv[2] ?? 'sessions.db', options)
+const asStore: session.Store = store
+export const middleware = session({ store: asStore, secret: 's', resave: false, saveUninitialized: false })
+
+const data: SessionData = {
+  cookie: { originalMaxAge: 60_000, expires: new Date(Date.now() + 60_000), httpOnly: true, path: '/' },
+  user: 'typed',
+}
+// Type checks only, never called.
+export function typeErrors(): void {
+  // @ts-expect-error a session id is a string
+  store.get(42)
+  // @ts-expect-error the promise form gives the session, not a string
+  const wrong: Promise<string> = store.get('sid')
+  void wrong
+}
+
+function withCallbacks(done: (error: unknown, user?: string) => void): void {
+  store.set('callback', data, (error?: unknown) => {
+    if (error) return done(error)
+    store.get('callback', (error: unknown, found?: SessionData | null) => done(error, found?.user))
+  })
+}
+
+async function withPromises(): Promise<[string | undefined, number]> {
+  await store.set('promise', data)
+  const found: SessionData | null = await store.get('promise')
+  const count: number = await store.length()
+  return [found?.user, count]
+}
+
+withCallbacks((error, user) => {
+  if (error) throw error
+  withPromises().then(async ([promised, count]) => {
+    await store.close()
+    console.log(\`\${user} \${promised} \${count}\`)
+  })
+})
+`
+
+test('a TypeScript consumer compiles under node16 (an ESM .mts and a CommonJS .cts) and bundler, and its node16 output runs', { skip }, (t) => {
+  assert.ok(app, 'the consumer app from the previous test exists')
+  for (const file of ['consumer.mts', 'consumer.cts', 'consumer.ts']) fs.writeFileSync(path.join(app, file), CONSUMER_TS)
   const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc')
-  for (const [module, resolution] of [['node16', 'node16'], ['esnext', 'bundler']]) {
-    const run = (args) => execFileSync(process.execPath, [tsc, ...args], { cwd: app, encoding: 'utf8' })
+  const common = ['--strict', '--target', 'es2022', '--types', 'node']
+  const compile = (label, args) => {
     try {
-      run(['--noEmit', '--strict', '--module', module, '--moduleResolution', resolution, '--target', 'es2022', '--types', 'node', 'consumer.ts'])
+      execFileSync(process.execPath, [tsc, ...common, ...args], { cwd: app, encoding: 'utf8' })
     } catch (error) {
-      assert.fail(`tsc (${module}/${resolution}) failed:\n${error.stdout}${error.stderr}`)
+      assert.fail(`tsc (${label}) failed:\n${error.stdout}${error.stderr}`)
     }
-    t.diagnostic(`tsc --module ${module} --moduleResolution ${resolution}: ok`)
+    t.diagnostic(`tsc ${label}: ok`)
+  }
+  // node16: .mts is an ES module and .cts a CommonJS one whatever package.json says;
+  // both resolve the package through its exports ("import" and "require").
+  compile('--module node16 --moduleResolution node16 (consumer.mts, consumer.cts)', [
+    '--module', 'node16', '--moduleResolution', 'node16', '--outDir', 'out', 'consumer.mts', 'consumer.cts',
+  ])
+  compile('--module esnext --moduleResolution bundler (consumer.ts)', [
+    '--noEmit', '--module', 'esnext', '--moduleResolution', 'bundler', 'consumer.ts',
+  ])
+  // What the types promised holds at run time, through each entry point.
+  for (const output of ['consumer.mjs', 'consumer.cjs']) {
+    const result = spawnSync(process.execPath, [path.join('out', output), path.join(app, `${output}.db`)], { cwd: app, encoding: 'utf8' })
+    assert.equal(result.status, 0, `${output}: ${result.stderr}`)
+    assert.equal(result.stdout.trim(), 'typed typed 2', output)
   }
   fs.rmSync(app, { recursive: true, force: true })
 })
 
-test('without a prebuilt binary and without cargo, install fails with a message that says what to install', { skip }, (t) => {
+/** npm's own script beside this Node (Windows and POSIX layouts), else in npm's global root. */
+function npmCli() {
+  const dir = path.dirname(process.execPath)
+  const candidates = [
+    path.join(dir, 'node_modules', 'npm', 'bin', 'npm-cli.js'),
+    path.join(dir, '..', 'lib', 'node_modules', 'npm', 'bin', 'npm-cli.js'),
+    path.join(npm(['root', '-g'], root).trim(), 'npm', 'bin', 'npm-cli.js'),
+  ]
+  const found = candidates.find((file) => fs.existsSync(file))
+  assert.ok(found, `npm-cli.js is in none of ${candidates.join(', ')}`)
+  return found
+}
+
+test('without a prebuilt binary and without cargo, install fails with a message that says what to install', { skip, timeout: 300_000 }, (t) => {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'esn-fallback-'))
   const main = JSON.parse(npm(['pack', '--json', '--pack-destination', work], root))[0]
   const consumer = path.join(work, 'app')
   fs.mkdirSync(consumer)
   fs.writeFileSync(path.join(consumer, 'package.json'), JSON.stringify({ name: 'consumer', private: true }))
-  // A PATH with node and npm but no cargo.
+  // A PATH with node (and on POSIX sh, npm's script shell; Windows' cmd.exe is found
+  // through ComSpec) but no cargo.
   const bin = path.join(work, 'bin')
   fs.mkdirSync(bin)
-  fs.symlinkSync(process.execPath, path.join(bin, 'node'))
-  fs.symlinkSync('/bin/sh', path.join(bin, 'sh'))
-  const result = require('node:child_process').spawnSync(
+  if (process.platform === 'win32') {
+    try {
+      fs.linkSync(process.execPath, path.join(bin, 'node.exe'))
+    } catch {
+      fs.copyFileSync(process.execPath, path.join(bin, 'node.exe'))
+    }
+  } else {
+    fs.symlinkSync(process.execPath, path.join(bin, 'node'))
+    fs.symlinkSync('/bin/sh', path.join(bin, 'sh'))
+  }
+  // Environment names are case-insensitive on Windows (Path): drop every spelling, and
+  // $CARGO, which the build script would use before PATH.
+  const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !/^(path|cargo)$/i.test(key)))
+  const result = spawnSync(
     process.execPath,
-    [path.join(path.dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'bin', 'npm-cli.js'), 'install', '--no-audit', '--no-fund', '--omit=optional', '--foreground-scripts', path.join(work, main.filename)],
-    { cwd: consumer, encoding: 'utf8', env: { ...process.env, PATH: bin, npm_config_loglevel: 'error' } },
+    [npmCli(), 'install', '--no-audit', '--no-fund', '--omit=optional', '--foreground-scripts', path.join(work, main.filename)],
+    { cwd: consumer, encoding: 'utf8', env: { ...env, PATH: bin, npm_config_loglevel: 'error' } },
   )
   const output = result.stdout + result.stderr
   assert.notEqual(result.status, 0, 'the install fails')
