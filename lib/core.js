@@ -39,6 +39,14 @@ class Core {
   /** flushes run from process.nextTick since the event loop last turned */
   #ticksInARow = 0
   #closed = false
+  /**
+   * A write already ran on this thread in this event-loop turn. Requests that arrive
+   * together are served in separate callbacks of one turn (each I/O or setImmediate
+   * callback has its own nextTick queue, so completions flush in between): without
+   * this, each would find nothing outstanding and commit alone on this thread. With
+   * it, the first commits here and the rest join the writer thread's group commit.
+   */
+  #wroteThisTurn = false
   /** listeners told about errors that make the database unusable */
   #fatalListeners = new Set()
 
@@ -109,7 +117,9 @@ class Core {
    */
   write(done, table, op, sid, data, expires, key, extras) {
     if (this.#closed) return this.defer(done, closedError())
-    if (this.#queued.size === 0 && this.#ready.length === 0) {
+    if (this.#queued.size === 0 && this.#ready.length === 0 && !this.#wroteThisTurn) {
+      this.#wroteThisTurn = true
+      setImmediate(this.#turnEnded)
       let value
       try {
         value = this.#native.run(table, op, sid, data, expires, key, extras)
@@ -167,6 +177,10 @@ class Core {
     } else {
       setImmediate(this.#flush)
     }
+  }
+
+  #turnEnded = () => {
+    this.#wroteThisTurn = false
   }
 
   #loopTurned = () => {

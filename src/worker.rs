@@ -11,10 +11,13 @@ use crate::error::{StoreError, StoreResult};
 use crate::ops::{run_batch, Job, Outcome};
 use crate::SharedConn;
 
-/// WAL pages past which the writer thread, between two batches, empties the WAL with a
-/// TRUNCATE checkpoint. A checkpoint from another thread cannot do it under sustained
+/// WAL pages past which the writer thread, between two batches, restarts the WAL with a
+/// RESTART checkpoint. A checkpoint from another thread cannot do it under sustained
 /// writes: it waits for the write lock with sleeps and the writer, which never sleeps,
-/// always takes the lock back first. Done before the batch's results are delivered, so
+/// always takes the lock back first. RESTART rather than TRUNCATE: the next commit
+/// writes over the same file from its start (pages the OS already holds), where a
+/// truncated file has to be grown again block by block; `journal_size_limit` still
+/// trims a WAL that grew past it. Done before the batch's results are delivered, so
 /// the JS thread (which only writes itself when nothing is outstanding) never waits.
 pub const WAL_HARD_LIMIT_PAGES: i64 = 2000;
 
@@ -114,11 +117,11 @@ fn next_batch(queue: &(Mutex<Queue>, Condvar)) -> Option<Vec<Job>> {
     }
 }
 
-/// Empties the WAL. Another checkpoint under way (the upkeep thread's passive one, or
+/// Copies the whole WAL into the database so that the next commit starts it over. Another checkpoint under way (the upkeep thread's passive one, or
 /// another process's) makes this one fail at once, so it tries again a few times.
-fn truncate_wal(conn: &rusqlite::Connection) -> bool {
+fn restart_wal(conn: &rusqlite::Connection) -> bool {
     for attempt in 0..25u64 {
-        match conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get::<_, i64>(0)) {
+        match conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| r.get::<_, i64>(0)) {
             Ok(0) => return true,
             _ => std::thread::sleep(std::time::Duration::from_millis(1 + attempt)),
         }
@@ -131,7 +134,7 @@ fn writer_loop(queue: &(Mutex<Queue>, Condvar), conn: &SharedConn, sink: &dyn Co
         let results = catch_unwind(AssertUnwindSafe(|| {
             let mut conn = lock(conn);
             let results = run_batch(&mut conn, &jobs);
-            if wal_pages.load(Ordering::Relaxed) > WAL_HARD_LIMIT_PAGES && truncate_wal(&conn) {
+            if wal_pages.load(Ordering::Relaxed) > WAL_HARD_LIMIT_PAGES && restart_wal(&conn) {
                 wal_pages.store(0, Ordering::Relaxed);
             }
             results
