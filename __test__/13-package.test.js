@@ -49,6 +49,22 @@ test('the main tarball holds what users need and no build artifacts', { skip }, 
   fs.rmSync(work, { recursive: true, force: true })
 })
 
+test('npm/<platform>/ holds, for every napi target, what `napi create-npm-dirs` makes of package.json', { skip }, (t) => {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'esn-npm-dirs-'))
+  fs.copyFileSync(path.join(root, 'package.json'), path.join(work, 'package.json'))
+  execFileSync(process.execPath, [path.join(root, 'node_modules', '@napi-rs', 'cli', 'dist', 'cli.js'), 'create-npm-dirs'], { cwd: work, stdio: 'pipe' })
+  const generated = fs.readdirSync(path.join(work, 'npm')).sort()
+  assert.deepEqual(fs.readdirSync(path.join(root, 'npm')).sort(), generated, 'one folder per target in package.json "napi"')
+  for (const platform of generated) {
+    for (const file of fs.readdirSync(path.join(work, 'npm', platform))) {
+      const read = (dir) => fs.readFileSync(path.join(dir, 'npm', platform, file), 'utf8').replace(/\r\n/g, '\n')
+      assert.equal(read(root), read(work), `npm/${platform}/${file} is stale: run \`npx napi create-npm-dirs\``)
+    }
+  }
+  t.diagnostic(`${generated.length} platform packages: ${generated.join(', ')}`)
+  fs.rmSync(work, { recursive: true, force: true })
+})
+
 test('installed from the tarballs into a new Express app: CommonJS and ESM apps serve sessions over HTTP', { skip, timeout: 300_000 }, async (t) => {
   const { main, native, work } = packageAll(t)
   app = fs.mkdtempSync(path.join(os.tmpdir(), 'esn-consumer-'))
