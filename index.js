@@ -327,35 +327,33 @@ class SQLiteStore extends Store {
   stats(callback) {
     return callbackOrPromise(callback, (done) => {
       if (!this.#usable(done)) return
-      const counts = {}
-      let waiting = 2
-      let failure
-      const collect = (name) => (error, value) => {
-        failure = failure || error
-        counts[name] = value
-        if (--waiting > 0) return
-        if (failure) return done(failure)
-        let counters
-        try {
-          counters = this.#core.counters()
-        } catch (error) {
-          return done(error)
-        }
-        done(undefined, {
-          sessions: counts.sessions,
-          expired: counts.expired,
-          fileBytes: counters.fileBytes,
-          walBytes: counters.walBytes,
-          pruneRuns: counters.pruneRuns,
-          rowsPruned: counters.rowsPruned,
-          prunesSkipped: counters.prunesSkipped,
-          touchesSkipped: this.#touchesSkipped,
-          busyRetries: counters.busyRetries,
-          checkpoints: counters.checkpoints,
-        })
-      }
-      this.#core.queue(collect('sessions'), this.#table, Op.LENGTH)
-      this.#core.queue(collect('expired'), this.#table, Op.COUNT_EXPIRED)
+      // One count after the other: queued together they would reach the writer thread
+      // as one batch, which it runs in a write transaction, and under another process's
+      // write lock that waits for the whole busy timeout. Alone, a read takes no lock.
+      this.#core.queue((error, sessions) => {
+        if (error) return done(error)
+        this.#core.queue((error, expired) => {
+          if (error) return done(error)
+          let counters
+          try {
+            counters = this.#core.counters()
+          } catch (error) {
+            return done(error)
+          }
+          done(undefined, {
+            sessions,
+            expired,
+            fileBytes: counters.fileBytes,
+            walBytes: counters.walBytes,
+            pruneRuns: counters.pruneRuns,
+            rowsPruned: counters.rowsPruned,
+            prunesSkipped: counters.prunesSkipped,
+            touchesSkipped: this.#touchesSkipped,
+            busyRetries: counters.busyRetries,
+            checkpoints: counters.checkpoints,
+          })
+        }, this.#table, Op.COUNT_EXPIRED)
+      }, this.#table, Op.LENGTH)
     })
   }
 

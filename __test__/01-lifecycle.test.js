@@ -63,7 +63,7 @@ test('every method returns a Promise when called without a callback', async () =
 })
 
 test('callbacks are never called before the method returns, and exactly once', async () => {
-  const store = new SQLiteStore(tempDb())
+  const store = new SQLiteStore(tempDb(), { userKey: (session) => session.user })
   const calls = []
   const run = (name, invoke) =>
     new Promise((resolve) => {
@@ -72,7 +72,7 @@ test('callbacks are never called before the method returns, and exactly once', a
       invoke((...args) => {
         count++
         calls.push([name, returned, count])
-        setTimeout(resolve, 5)
+        setTimeout(() => resolve(args), 5)
       })
       returned = true
     })
@@ -84,6 +84,15 @@ test('callbacks are never called before the method returns, and exactly once', a
   await run('ids', (cb) => store.ids(cb))
   await run('length', (cb) => store.length(cb))
   await run('all', (cb) => store.all(cb))
+  for (const sid of ['u1', 'u2', 'u3', 'u4']) await store.set(sid, sessionFor('ursula'))
+  assert.deepEqual(await run('idsByUser', (cb) => store.idsByUser('ursula', cb)), [undefined, ['u1', 'u2', 'u3', 'u4']])
+  assert.deepEqual(await run('destroyByUser-except', (cb) => store.destroyByUser('ursula', { except: 'u1' }, cb)), [undefined, 3])
+  assert.deepEqual(await run('destroyByUser', (cb) => store.destroyByUser('ursula', cb)), [undefined, 1])
+  const [statsError, stats] = await run('stats', (cb) => store.stats(cb))
+  assert.equal(statsError, undefined)
+  assert.equal(stats.sessions, 1)
+  assert.deepEqual(await run('backup', (cb) => store.backup(tempDb('copy.db'), cb)), [undefined])
+  assert.deepEqual(await run('prune', (cb) => store.prune(cb)), [undefined, 0])
   await run('destroy', (cb) => store.destroy('x', cb))
   await run('clear', (cb) => store.clear(cb))
   await run('set-bad-session', (cb) => store.set('x', null, cb))
@@ -93,7 +102,7 @@ test('callbacks are never called before the method returns, and exactly once', a
     assert.equal(returned, true, `${name}: called after returning`)
     assert.equal(count, 1, `${name}: called once`)
   }
-  assert.equal(calls.length, 12)
+  assert.equal(calls.length, 18)
 })
 
 test('writes issued together are all committed and all answered (group commit path)', async () => {

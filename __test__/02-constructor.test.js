@@ -198,13 +198,21 @@ test('busy timeout: a lock held past it gives SQLITE_BUSY, within it the write w
   const file = tempDb()
   const store = new SQLiteStore(file, { databaseOptions: { timeout: 100 } })
   await store.set('a', sessionFor('a'))
+  assert.equal((await store.stats()).busyRetries, 0)
   const locker = await holdWriteLock(file)
+  assert.equal((await store.stats()).busyRetries, 0, 'stats reads without waiting for the write lock')
   const started = Date.now()
   await assert.rejects(store.set('b', sessionFor('b')), { code: 'SQLITE_BUSY' })
   assert.ok(Date.now() - started >= 90, 'waited for the timeout first')
   assert.equal((await store.get('a')).user, 'a', 'reads keep working under a write lock')
+  await locker.release()
+  // The JS thread's own attempt fails at once (it never sleeps) and hands the write to
+  // the writer thread; that thread's waits for the lock are what busyRetries counts.
+  // Read with the lock released, so that only the failed write can have counted.
+  assert.ok((await store.stats()).busyRetries > 0, 'the waits for the lock are counted')
+  const again = await holdWriteLock(file)
   const waiting = store.set('c', sessionFor('c'))
-  setTimeout(() => locker.release(), 30)
+  setTimeout(() => again.release(), 30)
   await waiting
   assert.equal((await store.get('c')).user, 'c', 'the store keeps working once the lock is gone')
   store.close()
