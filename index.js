@@ -441,6 +441,16 @@ function columnValue(value, name) {
   throw storeError('ERR_INVALID_EXTRA_FIELD', `extendDefaultFields gave column "${name}" a value that is not text, a number, a boolean, a Date or null`, TypeError)
 }
 
+/** Why JSON.stringify failed, without a word of what it was given. */
+function unserializableReason(thrown) {
+  // The engines' own errors are TypeErrors (V8, JavaScriptCore); anything else was
+  // thrown by the session's own code.
+  const message = thrown instanceof TypeError ? String(thrown.message) : ''
+  if (/circular|cyclic/i.test(message)) return 'it contains a circular reference'
+  if (/BigInt/.test(message)) return 'it contains a BigInt'
+  return 'a getter or toJSON in it threw (or it holds a value JSON cannot represent)'
+}
+
 /** User keys are stored as text; numbers by their decimal form. */
 function normalizeUserKey(key) {
   if (typeof key === 'string' && key.length > 0 && !LONE_SURROGATE.test(key)) return key
@@ -455,14 +465,11 @@ function serialize(session, maxBytes) {
   let json
   try {
     json = JSON.stringify(session)
-  } catch (cause) {
-    const error = storeError(
-      'ERR_INVALID_SESSION',
-      'the session cannot be serialized to JSON (a circular reference, a BigInt, or a getter or toJSON that threw)',
-      TypeError,
-    )
-    error.cause = cause
-    throw error
+  } catch (thrown) {
+    // No `cause`: what JSON.stringify threw can carry session data (a getter's or
+    // toJSON's own message; V8 names the keys along a circular path). The reason is
+    // told by its kind only.
+    throw storeError('ERR_INVALID_SESSION', `the session cannot be serialized to JSON: ${unserializableReason(thrown)}`, TypeError)
   }
   // Each UTF-16 unit is at most 3 UTF-8 bytes: count exactly only when it could matter.
   if (json.length * 3 > maxBytes && Buffer.byteLength(json) > maxBytes) {

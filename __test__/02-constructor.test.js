@@ -164,6 +164,7 @@ test('unknown options and wrong types are TypeErrors naming them', () => {
     [{ tablename: 'x' }, /unknown option "tablename"/],
     [{ tableName: '' }, /tableName/],
     [{ tableName: 5 }, /tableName/],
+    [{ tableName: 'sess\0ions' }, /tableName must be a non-empty string without NUL/],
     [{ wal: 'yes' }, /wal/],
     [{ ttl: -1 }, /ttl/],
     [{ ttl: 'long' }, /ttl/],

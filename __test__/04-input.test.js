@@ -187,3 +187,48 @@ test('new files are 0600 and new directories 0700; an existing file keeps its mo
   store.close()
   assert.equal(fs.statSync(existing).mode & 0o777, 0o640)
 })
+
+test('error messages, causes and stacks never contain session data', async () => {
+  const util = require('node:util')
+  const SECRET = 'SECRET-7f3a9c'
+  const file = require('./helpers').tempDb()
+  const store = new SQLiteStore(file, { maxSessionBytes: 4096 })
+  await store.set('seed', sessionFor('seed'))
+  const readonly = new SQLiteStore(file, { databaseOptions: { readonly: true } })
+  // The secret is in keys and in values, at the top level and nested.
+  const secretSession = () => ({ ...sessionFor('s'), [`${SECRET}-key`]: { value: `${SECRET}-value` }, note: SECRET })
+  const circular = secretSession()
+  circular[`${SECRET}-key`][`${SECRET}-loop`] = circular
+  const throwingGetter = secretSession()
+  Object.defineProperty(throwingGetter, `${SECRET}-getter`, {
+    enumerable: true,
+    get: () => {
+      throw new Error(`${SECRET} from a getter`)
+    },
+  })
+  const throwingToJSON = { ...secretSession(), nested: { toJSON: () => { throw new Error(`${SECRET} from toJSON`) } } }
+  const cases = [
+    ['circular', store, circular, 'ERR_INVALID_SESSION'],
+    ['throwing getter', store, throwingGetter, 'ERR_INVALID_SESSION'],
+    ['throwing toJSON', store, throwingToJSON, 'ERR_INVALID_SESSION'],
+    ['too large', store, { ...secretSession(), blob: SECRET.repeat(1000) }, 'ERR_SESSION_TOO_LARGE'],
+    ['SQLITE_READONLY write', readonly, secretSession(), 'SQLITE_READONLY'],
+  ]
+  for (const [name, target, session, code] of cases) {
+    const [error] = await callback((cb) => target.set(`${SECRET}-sid`, session, cb))
+    assert.equal(error.code, code, name)
+    // util.inspect shows the message, the stack, the cause with its own stack, and
+    // every other property of the error.
+    for (const [what, text] of [
+      ['message', error.message],
+      ['stack', error.stack],
+      ['cause', util.inspect(error.cause)],
+      ['inspected error', util.inspect(error, { depth: 5 })],
+    ]) {
+      assert.ok(!String(text).includes(SECRET), `${name}: the ${what} contains session data: ${text}`)
+    }
+  }
+  assert.deepEqual(await store.ids(), ['seed'], 'nothing was written')
+  readonly.close()
+  store.close()
+})
