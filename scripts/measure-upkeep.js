@@ -1,8 +1,9 @@
 'use strict'
 
 // On-demand measurements for the expiry work (not a test): a prune of 100,000 expired
-// sessions (time, and the event-loop delay while it runs), and mixed-operation
-// throughput of 1, 2 and 4 processes sharing one file. `node scripts/measure-upkeep.js`
+// sessions (time, and the event-loop delay while it runs), mixed-operation
+// throughput of 1, 2 and 4 processes sharing one file, and the WAL's size under a long
+// run of sustained writes (peak, at the end, after close). `node scripts/measure-upkeep.js`
 
 const fs = require('node:fs')
 const os = require('node:os')
@@ -42,6 +43,54 @@ async function pruneOf100k() {
   return { deleted, ms: Math.round(ms), reads, loopDelayP99Ms: delay.percentile(99) / 1e6, loopDelayMaxMs: delay.max / 1e6 }
 }
 
+/** A million session writes of ~460 bytes (~440 MiB of JSON) over 100,000 sessions, 1,000
+ * at a time, watching the WAL. */
+async function sustainedWrites(total = 1_000_000) {
+  const file = path.join(dir, 'wal.db')
+  const store = new SQLiteStore(file, { pruneInterval: false })
+  const walSize = () => {
+    try {
+      return fs.statSync(`${file}-wal`).size
+    } catch {
+      return 0
+    }
+  }
+  let peak = 0
+  const sample = () => (peak = Math.max(peak, walSize()))
+  // Between batches and on a timer: the WAL could peak inside a batch.
+  const sampler = setInterval(sample, 10)
+  const payload = 'x'.repeat(400)
+  const started = Date.now()
+  let bytes = 0
+  for (let done = 0; done < total; done += 1000) {
+    const writes = []
+    for (let i = done; i < done + 1000; i++) {
+      const session = { cookie: { maxAge: 3_600_000 }, user: { id: i }, payload }
+      bytes += JSON.stringify(session).length
+      writes.push(store.set(`s${i % 100_000}`, session))
+    }
+    await Promise.all(writes)
+    sample()
+  }
+  const ms = Date.now() - started
+  clearInterval(sampler)
+  const { checkpoints, fileBytes } = await store.stats()
+  const atEnd = walSize()
+  store.close()
+  const mib = (n) => Math.round((n / 1048576) * 10) / 10
+  return {
+    writes: total,
+    sessionMiB: mib(bytes),
+    ms,
+    writesPerSecond: Math.round((total * 1000) / ms),
+    walPeakMiB: mib(peak),
+    walAtEndMiB: mib(atEnd),
+    walAfterCloseBytes: walSize(),
+    dbFileMiB: mib(fileBytes),
+    checkpoints,
+  }
+}
+
 function worker(file, id, ops) {
   const script = path.join(__dirname, '..', '__test__', 'fixtures', 'mixed-worker.js')
   const child = spawn(process.execPath, [script, file, String(id), String(ops), id === 0 ? 'prune' : 'no'], {
@@ -65,5 +114,6 @@ async function processes(count, opsEach) {
 ;(async () => {
   console.log('prune of 100k expired sessions:', JSON.stringify(await pruneOf100k()))
   for (const count of [1, 2, 4]) console.log(JSON.stringify(await processes(count, 20_000)))
+  console.log('sustained writes (1M writes over 100k sessions):', JSON.stringify(await sustainedWrites()))
   fs.rmSync(dir, { recursive: true, force: true })
 })()
