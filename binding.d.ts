@@ -17,6 +17,8 @@ export declare class NativeDatabase {
   constructor(location: string | Buffer | undefined | null, options: NativeOpenOptions, onComplete: (tickets: number[], outcomes: Array<number | string[] | { code: string; message: string }>) => void)
   /** `prune_interval_ms`: null for no scheduled prunes. */
   openTable(name: string, createTable: boolean, defaultTtlMs: number, maxLifetimeMs?: number | undefined | null, pruneIntervalMs?: number | undefined | null, extraColumns?: Array<NativeExtraColumn> | undefined | null, importFrom?: NativeImportSource | undefined | null): number
+  /** Creates the table of a handle again if it is missing (`sync()`). */
+  syncTable(table: number): void
   hasTable(name: string): boolean
   /** Prunes a table now on the upkeep thread; the deleted count arrives at onComplete. */
   prune(ticket: number, table: number): void

@@ -51,7 +51,7 @@ export interface StoreOptions {
   maxLifetime?: number
   /** Larger serialized sessions are refused with ERR_SESSION_TOO_LARGE. Default 1 MiB. */
   maxSessionBytes?: number
-  /** The user a session belongs to, stored in an indexed column. Default none. */
+  /** The user a session belongs to, stored in the built-in, indexed user_key column. Default none. */
   userKey?: (session: SessionData) => string | number | null | undefined
   /** Durability of commits for a database the store opens. */
   synchronous?: 'NORMAL' | 'FULL'
@@ -73,9 +73,11 @@ export interface StoreOptions {
     | { store: 'connect-session-knex' | 'connect-session-sequelize'; table?: string; sidColumn?: string }
   /** connect-session-knex's name for createTable. */
   createtable?: boolean
-  /** connect-session-knex's name for pruneInterval, in milliseconds. */
+  /** connect-session-knex's name (before v5) for pruneInterval, in milliseconds; false: no pruning. */
   clearInterval?: number | false
-  /** connect-session-sequelize's name for pruneInterval, in milliseconds. */
+  /** connect-session-knex v5's name for pruneInterval, in milliseconds; 0 or false: no pruning. */
+  cleanupInterval?: number | false
+  /** connect-session-sequelize's name for pruneInterval, in milliseconds; 0 or false: no pruning. */
   checkExpirationInterval?: number | false
   /** connect-session-sequelize's name for ttl, in milliseconds. */
   expiration?: number
@@ -174,7 +176,13 @@ export declare class SQLiteStore extends Store {
   backup(path: string, callback: ErrorOnlyCallback): void
   backup(path: string): Promise<void>
 
-  /** Creates the table if missing (for createTable: false), as connect-session-sequelize's sync(). */
+  /**
+   * connect-session-sequelize's sync(): creates the table (with any column or index it
+   * lacks) if it is missing, for example dropped since the store opened, whatever
+   * `createTable` says. A store with `createTable: false` cannot be constructed on a
+   * missing table in the first place: its constructor throws ERR_NO_TABLE. Rejects
+   * with ERR_NO_TABLE on a read-only database.
+   */
   sync(): Promise<void>
 
   /** Stops background pruning (connect-session-knex's name). */

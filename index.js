@@ -12,6 +12,7 @@ const { storeOptions, isPlainObject, typeError } = require('./lib/options')
 const { callbackOrPromise } = require('./lib/callbacks')
 const { storeError, closedError } = require('./lib/errors')
 const { expiryMs } = require('./lib/ttl')
+const { sessionColumns, normalizeUserKey, invalidUserKey } = require('./lib/columns')
 
 const MAX_SID_LENGTH = 4096
 const LONE_SURROGATE = /\p{Surrogate}/u
@@ -78,8 +79,7 @@ class SQLiteStore extends Store {
   #core
   #table
   #options
-  #extraColumns
-  #tableArgs
+  #columns
   #closed = false
   #disconnected = false
   #stopFatal
@@ -101,13 +101,20 @@ class SQLiteStore extends Store {
     const defaultTtlMs = typeof opts.ttl === 'number' ? opts.ttl * 1000 : 86400 * 1000
     const maxLifetimeMs = opts.maxLifetime === undefined ? null : Math.round(opts.maxLifetime * 1000)
     const pruneIntervalMs = opts.pruneInterval === false ? null : Math.round(opts.pruneInterval * 1000)
-    this.#extraColumns = Object.entries(opts.extraColumns).map(([name, sqlType]) => ({ name, sqlType }))
-    this.#tableArgs = [opts.tableName, defaultTtlMs, maxLifetimeMs, pruneIntervalMs, this.#extraColumns, opts.importFrom]
+    this.#columns = sessionColumns(opts)
     try {
       if (!opts.createTable && !this.#core.hasTable(opts.tableName)) {
         throw noTable(opts.tableName)
       }
-      this.#table = this.#openTable(opts.createTable)
+      this.#table = this.#core.openTable(
+        opts.tableName,
+        opts.createTable,
+        defaultTtlMs,
+        maxLifetimeMs,
+        pruneIntervalMs,
+        this.#columns.extra,
+        opts.importFrom,
+      )
     } catch (error) {
       if (owned) db.close()
       throw error
@@ -123,11 +130,6 @@ class SQLiteStore extends Store {
     if (this.#disconnected) return
     this.#disconnected = true
     process.nextTick(() => this.emit('disconnect'))
-  }
-
-  #openTable(create) {
-    const [name, ...rest] = this.#tableArgs
-    return this.#core.openTable(name, create, ...rest)
   }
 
   /** The table sessions are kept in. */
@@ -188,41 +190,14 @@ class SQLiteStore extends Store {
       try {
         expires = expiryMs(session, now, this.#options.ttl)
         json = serialize(session, this.#options.maxSessionBytes)
-        key = this.#userKey(session)
-        extras = this.#extraValues(session, json, expires)
+        ;[key, ...extras] = this.#columns.values(session, json, expires)
       } catch (error) {
         return this.#core.defer(done, error)
       }
       const finish = (error) => done(error)
       if (expires <= now) return this.#core.write(finish, this.#table, Op.DESTROY, sid)
-      this.#core.write(finish, this.#table, Op.SET, sid, json, expires, key, extras)
+      this.#core.write(finish, this.#table, Op.SET, sid, json, expires, key, extras.length > 0 ? extras : undefined)
     })
-  }
-
-  /** Values of the extra columns, from extendDefaultFields (in extraColumns order). */
-  #extraValues(session, json, expires) {
-    if (this.#extraColumns.length === 0) return undefined
-    const fields = this.#options.extendDefaultFields
-      ? this.#options.extendDefaultFields({ data: json, expires: new Date(expires) }, session)
-      : {}
-    if (!isPlainObject(fields)) {
-      throw storeError('ERR_INVALID_EXTRA_FIELD', 'extendDefaultFields must return an object', TypeError)
-    }
-    for (const name of Object.keys(fields)) {
-      if (name !== 'data' && name !== 'expires' && !this.#extraColumns.some((c) => c.name === name)) {
-        throw storeError('ERR_INVALID_EXTRA_FIELD', `extendDefaultFields returned "${name}", which is not in extraColumns`, TypeError)
-      }
-    }
-    return this.#extraColumns.map(({ name }) => columnValue(fields[name], name))
-  }
-
-  #userKey(session) {
-    if (this.#options.userKey === undefined) return null
-    const key = this.#options.userKey(session)
-    if (key === null || key === undefined) return null
-    const normalized = normalizeUserKey(key)
-    if (normalized === undefined) throw invalidUserKey()
-    return normalized
   }
 
   destroy(sid, callback) {
@@ -373,12 +348,17 @@ class SQLiteStore extends Store {
     })
   }
 
-  /** Creates the table (and any missing column) if needed; for `createTable: false`. */
+  /**
+   * connect-session-sequelize's sync(): creates the table, with any column or index it
+   * lacks, if it is missing (dropped since the store opened, say), whatever
+   * `createTable` says: calling it is the request. With `importFrom`, imports first.
+   * The store keeps its table handle and pruning schedule.
+   */
   sync() {
     return callbackOrPromise(undefined, (done) => {
       if (!this.#usable(done)) return
       try {
-        this.#table = this.#openTable(true)
+        this.#core.syncTable(this.#table)
       } catch (error) {
         return this.#core.defer(done, error)
       }
@@ -431,36 +411,6 @@ class SQLiteStore extends Store {
   }
 }
 
-/** A value for an extra column: text, number, boolean (0/1), Date (epoch ms) or null. */
-function columnValue(value, name) {
-  if (value === undefined || value === null) return null
-  if (typeof value === 'string') return value
-  if (typeof value === 'number' && Number.isFinite(value)) return value
-  if (typeof value === 'boolean') return value ? 1 : 0
-  if (value instanceof Date && !Number.isNaN(value.getTime())) return value.getTime()
-  throw storeError('ERR_INVALID_EXTRA_FIELD', `extendDefaultFields gave column "${name}" a value that is not text, a number, a boolean, a Date or null`, TypeError)
-}
-
-/** Why JSON.stringify failed, without a word of what it was given. */
-function unserializableReason(thrown) {
-  // The engines' own errors are TypeErrors (V8, JavaScriptCore); anything else was
-  // thrown by the session's own code.
-  const message = thrown instanceof TypeError ? String(thrown.message) : ''
-  if (/circular|cyclic/i.test(message)) return 'it contains a circular reference'
-  if (/BigInt/.test(message)) return 'it contains a BigInt'
-  return 'a getter or toJSON in it threw (or it holds a value JSON cannot represent)'
-}
-
-/** User keys are stored as text; numbers by their decimal form. */
-function normalizeUserKey(key) {
-  if (typeof key === 'string' && key.length > 0 && !LONE_SURROGATE.test(key)) return key
-  if (typeof key === 'number' && Number.isFinite(key)) return String(key)
-  return undefined
-}
-
-const invalidUserKey = () =>
-  storeError('ERR_INVALID_USER_KEY', 'a user key must be a non-empty string or a finite number', TypeError)
-
 function serialize(session, maxBytes) {
   let json
   try {
@@ -476,6 +426,16 @@ function serialize(session, maxBytes) {
     throw storeError('ERR_SESSION_TOO_LARGE', `the session is larger than maxSessionBytes (${maxBytes} bytes)`, RangeError)
   }
   return json
+}
+
+/** Why JSON.stringify failed, without a word of what it was given. */
+function unserializableReason(thrown) {
+  // The engines' own errors are TypeErrors (V8, JavaScriptCore); anything else was
+  // thrown by the session's own code.
+  const message = thrown instanceof TypeError ? String(thrown.message) : ''
+  if (/circular|cyclic/i.test(message)) return 'it contains a circular reference'
+  if (/BigInt/.test(message)) return 'it contains a BigInt'
+  return 'a getter or toJSON in it threw (or it holds a value JSON cannot represent)'
 }
 
 module.exports = { SQLiteStore, Database }

@@ -41,19 +41,23 @@ test('createTable: false with the table present works; sync() creates a missing 
   memory.close()
 })
 
-test('aliases: clearInterval and checkExpirationInterval (ms) for pruneInterval, expiration (ms) for ttl', async () => {
-  const file = tempDb()
-  const knexStyle = new SQLiteStore(file, { clearInterval: 150 })
-  await knexStyle.set('old', sessionFor('old', 10))
-  await sleep(20)
-  let rows = 1
-  for (let waited = 0; waited < 2000 && rows > 0; waited += 50) {
-    await sleep(50)
-    rows = inspect(file).get('SELECT COUNT(*) AS n FROM Sessions').n
+test('aliases: clearInterval and cleanupInterval (knex), checkExpirationInterval (ms) for pruneInterval, expiration (ms) for ttl', async () => {
+  // connect-session-knex called it clearInterval before v5 and cleanupInterval since.
+  for (const name of ['clearInterval', 'cleanupInterval']) {
+    const file = tempDb()
+    const knexStyle = new SQLiteStore(file, { [name]: 150 })
+    await knexStyle.set('old', sessionFor('old', 10))
+    await sleep(20)
+    let rows = 1
+    for (let waited = 0; waited < 2000 && rows > 0; waited += 50) {
+      await sleep(50)
+      rows = inspect(file).get('SELECT COUNT(*) AS n FROM Sessions').n
+    }
+    assert.equal(rows, 0, `pruned on the ${name} schedule`)
+    knexStyle.close()
   }
-  assert.equal(rows, 0, 'pruned on the clearInterval schedule')
-  knexStyle.close()
 
+  const file = tempDb()
   const sequelizeStyle = new SQLiteStore(file, { checkExpirationInterval: 60_000, expiration: 7_200_000 })
   const before = Date.now()
   await sequelizeStyle.set('s', { cookie: {} })
@@ -63,14 +67,75 @@ test('aliases: clearInterval and checkExpirationInterval (ms) for pruneInterval,
 
   for (const [options, message] of [
     [{ clearInterval: 1000, pruneInterval: 1 }, /pruneInterval or its alias clearInterval/],
+    [{ cleanupInterval: 1000, pruneInterval: 1 }, /pruneInterval or its alias cleanupInterval/],
     [{ checkExpirationInterval: 1000, pruneInterval: 1 }, /pruneInterval or its alias checkExpirationInterval/],
     [{ expiration: 1000, ttl: 1 }, /ttl or its alias expiration/],
     [{ createtable: true, createTable: true }, /createTable or its alias createtable/],
     [{ clearInterval: 1000, checkExpirationInterval: 1000 }, /not both/],
+    [{ clearInterval: 1000, cleanupInterval: 1000 }, /clearInterval or cleanupInterval, not both/],
+    [{ cleanupInterval: 1000, checkExpirationInterval: 1000 }, /not both/],
     [{ clearInterval: 'soon' }, /clearInterval/],
+    [{ cleanupInterval: -1 }, /cleanupInterval/],
+    // Knex before v5 read 0 as "the default interval": refused rather than guessed at.
+    [{ clearInterval: 0 }, /clearInterval must be false or a positive number of milliseconds/],
   ]) {
     assert.throws(() => new SQLiteStore(':memory:', options), { name: 'TypeError', message })
   }
+})
+
+test('cleanupInterval or checkExpirationInterval of 0 turns background pruning off, as in their stores', async () => {
+  for (const name of ['cleanupInterval', 'checkExpirationInterval']) {
+    const file = tempDb()
+    const store = new SQLiteStore(file, { [name]: 0 })
+    await store.set('old', sessionFor('old', 10))
+    await sleep(150)
+    assert.equal(inspect(file).get('SELECT COUNT(*) AS n FROM Sessions').n, 1, `${name}: 0 is not "prune all the time"`)
+    assert.equal(await store.prune(), 1, 'a prune on request still works')
+    store.close()
+  }
+})
+
+test('sync() returns a Promise and creates the table when it has gone; then set and get work', async () => {
+  for (const createTable of [true, false]) {
+    const file = tempDb()
+    new SQLiteStore(file).close()
+    const store = new SQLiteStore(file, { createTable })
+    await store.set('before', sessionFor('before'))
+    // Dropped behind the store's back, through another connection (another process).
+    inspect(file).run('DROP TABLE Sessions')
+    await assert.rejects(store.get('before'), { code: 'SQLITE_ERROR', message: /no such table/ })
+    const result = store.sync()
+    assert.ok(result instanceof Promise)
+    assert.equal(await result, undefined)
+    const tables = inspect(file).all("SELECT name FROM sqlite_master WHERE type = 'table'").map((r) => r.name)
+    assert.ok(tables.includes('Sessions'), `createTable: ${createTable}: the table is back`)
+    await store.set('after', sessionFor('after'))
+    assert.equal((await store.get('after')).user, 'after')
+    assert.equal(await store.get('before'), null)
+    assert.equal(await store.sync(), undefined, 'a table that is there is left as it is')
+    assert.deepEqual(await store.ids(), ['after'])
+    store.close()
+    await assert.rejects(store.sync(), { code: 'ERR_STORE_CLOSED' })
+  }
+  // A read-only database cannot have its table created again.
+  const file = tempDb()
+  new SQLiteStore(file).close()
+  const readonly = new SQLiteStore(file, { databaseOptions: { readonly: true } })
+  inspect(file).run('DROP TABLE Sessions')
+  await assert.rejects(readonly.sync(), { code: 'ERR_NO_TABLE' })
+  readonly.close()
+})
+
+test('after sync(), stopDbCleanup still stops all background pruning', async () => {
+  const file = tempDb()
+  const store = new SQLiteStore(file, { cleanupInterval: 100 })
+  await store.sync()
+  await store.sync()
+  store.stopDbCleanup()
+  await store.set('old', sessionFor('old', 10))
+  await sleep(400)
+  assert.equal(inspect(file).get('SELECT COUNT(*) AS n FROM Sessions').n, 1, 'not pruned')
+  store.close()
 })
 
 test('stopDbCleanup stops the background pruning', async () => {

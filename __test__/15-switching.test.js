@@ -32,13 +32,39 @@ async function serve(store) {
 /** The cookie express-session would have sent for a session id. */
 const cookieFor = (sid) => `connect.sid=${encodeURIComponent(`s:${signature.sign(sid, SECRET)}`)}`
 
+/**
+ * Each imported row's expiry against the old table's, converted from the old store's
+ * format to epoch ms: every row copied, none with a different expiry.
+ */
+function sameExpiries(t, file, { table, sid, expires, toMs }) {
+  const old = new Map(inspect(file).all(`SELECT ${sid} AS sid, ${expires} AS expires FROM "${table}"`).map((r) => [r.sid, r.expires]))
+  const ours = inspect(file).all('SELECT id, expires FROM Sessions ORDER BY id')
+  assert.equal(ours.length, 3, 'the three logged-in sessions were imported')
+  for (const { id, expires: ms } of ours) {
+    assert.ok(old.has(id), `${id} comes from the old table`)
+    const converted = toMs(old.get(id))
+    assert.ok(Number.isSafeInteger(converted), `${id}: ${old.get(id)} reads as a date`)
+    assert.equal(ms, converted, `${id}: old ${JSON.stringify(old.get(id))}`)
+  }
+  t.diagnostic(`${ours.length} imported expiries equal the old table's, e.g. ${JSON.stringify(old.get(ours[0].id))} -> ${ours[0].expires}`)
+}
+
+/** knex: an ISO string (v5 over SQLite) or epoch ms (older versions). */
+const knexExpiredToMs = (value) => (typeof value === 'number' ? value : Date.parse(value))
+
+/** sequelize: 'YYYY-MM-DD HH:MM:SS.SSS +00:00', which Date.parse reads once it is ISO 8601. */
+const sequelizeExpiresToMs = (value) => {
+  const parts = /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d(?:\.\d+)?) ([+-]\d\d:\d\d)$/.exec(value)
+  return parts ? Date.parse(`${parts[1]}T${parts[2]}${parts[3]}`) : NaN
+}
+
 const expiredSession = () => ({
   cookie: { originalMaxAge: 1000, expires: new Date(Date.now() - 60_000), maxAge: -60_000, httpOnly: true, path: '/' },
   user: { name: 'expired' },
 })
 
 /** Logs users in on the old store, then checks them on ours. */
-async function switchKeepsEveryone(t, { oldStore, closeOld, newStore, file, beforeSwitch }) {
+async function switchKeepsEveryone(t, { oldStore, closeOld, newStore, file, beforeSwitch, afterImport }) {
   const oldApp = await serve(oldStore)
   const names = ['ada', 'grace', 'linus']
   const cookies = []
@@ -51,6 +77,8 @@ async function switchKeepsEveryone(t, { oldStore, closeOld, newStore, file, befo
   await closeOld()
 
   const store = newStore()
+  // Before any request: express-session's touch on each request would move the expiry.
+  if (afterImport) afterImport()
   const app = await serve(store)
   for (const [i, cookie] of cookies.entries()) {
     const me = await app.get('/me', cookie)
@@ -76,6 +104,7 @@ test('from connect-session-knex (knex over sqlite3): same cookies still logged i
     file,
     closeOld: () => knex.destroy(),
     newStore: () => new SQLiteStore(file, { importFrom: 'connect-session-knex' }),
+    afterImport: () => sameExpiries(t, file, { table: 'sessions_imported', sid: 'sid', expires: 'expired', toMs: knexExpiredToMs }),
   })
   // What was in the old table, and what became of it.
   const formats = inspect(file).all('SELECT typeof(expired) AS expired, typeof(sess) AS sess, expired AS sample FROM sessions_imported LIMIT 1')[0]
@@ -104,6 +133,7 @@ test('from connect-session-sequelize (sequelize over sqlite3): same cookies stil
       await sequelize.close()
     },
     newStore: () => new SQLiteStore(file, { importFrom: 'connect-session-sequelize' }),
+    afterImport: () => sameExpiries(t, file, { table: 'Sessions_imported', sid: 'sid', expires: 'expires', toMs: sequelizeExpiresToMs }),
   })
   const formats = inspect(file).all('SELECT typeof(expires) AS expires, expires AS sample, typeof(data) AS data FROM Sessions_imported LIMIT 1')[0]
   assert.equal(formats.expires, 'text')

@@ -3,7 +3,7 @@
 
 import session, { SessionData } from 'express-session'
 import express from 'express'
-import {
+import DefaultExport, {
   SQLiteStore,
   Database,
   StoreOptions,
@@ -22,6 +22,13 @@ const options: StoreOptions = {
   maxLifetime: 7 * 86400,
   userKey: (s) => (s as SessionData & { userId?: string }).userId,
 }
+const knexNames: StoreOptions = { cleanupInterval: 60_000, clearInterval: undefined, createtable: true }
+const sequelizeNames: StoreOptions = { checkExpirationInterval: 0, expiration: 86_400_000 }
+void [knexNames, sequelizeNames]
+// index.mjs and index.js (module.exports.default) both default-export the class.
+const SameClass: typeof SQLiteStore = DefaultExport
+const viaDefault: SQLiteStore = new DefaultExport(':memory:')
+void [SameClass, viaDefault]
 const sources: StoreDatabase[] = ['sessions.db', ':memory:', Buffer.alloc(0), new Database(':memory:')]
 const store = new SQLiteStore(sources[0], options)
 const asBaseStore: session.Store = store
@@ -64,6 +71,8 @@ async function promises(): Promise<void> {
   const stats: StoreStats = await store.stats()
   const pruned: number = await store.prune()
   await store.backup('/tmp/copy.db')
+  const synced: Promise<void> = store.sync()
+  await synced
   void [own, mine, ended, stats.sessions, pruned]
   void [count, touched, all, ids, n, cleared, image, asBaseStore]
 }

@@ -71,6 +71,12 @@ class Core {
     return this.#native.hasTable(name)
   }
 
+  /** Creates a table handle's table again if it has gone (see SQLiteStore#sync). */
+  syncTable(table) {
+    if (this.#closed) throw closedError()
+    this.#native.syncTable(table)
+  }
+
   stopPruning(table) {
     if (!this.#closed) this.#native.stopPruning(table)
   }

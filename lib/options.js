@@ -33,6 +33,11 @@ const check = {
     value === false ||
     (typeof value === 'number' && Number.isFinite(value) && value > 0 && value <= 4_000_000_000) ||
     'false or a positive number of milliseconds',
+  // 0 included: connect-session-knex v5 and connect-session-sequelize turn their cleanup
+  // off with it, so it means the same here. (Knex before v5 read a 0 clearInterval as
+  // its default of 60 s, so there 0 stays refused rather than guessed at.)
+  intervalMsOrZero: (value) =>
+    value === 0 || check.intervalMs(value) === true || 'false, 0 (no pruning) or a positive number of milliseconds',
   extraColumns: (value) =>
     (isPlainObject(value) &&
       Object.entries(value).every(
@@ -84,8 +89,9 @@ const STORE_OPTIONS = {
   importFrom: check.importFrom,
   // The names connect-session-knex and connect-session-sequelize users know.
   createtable: check.boolean,
-  clearInterval: check.intervalMs,
-  checkExpirationInterval: check.intervalMs,
+  clearInterval: check.intervalMs, // connect-session-knex before v5
+  cleanupInterval: check.intervalMsOrZero, // connect-session-knex v5
+  checkExpirationInterval: check.intervalMsOrZero,
   expiration: check.milliseconds,
 }
 
@@ -98,7 +104,10 @@ function alias(options, ours, theirs, convert) {
   return convert(options[theirs])
 }
 
-const msToSeconds = (ms) => (ms === false ? false : ms / 1000)
+const msToSeconds = (ms) => (ms === false || ms === 0 ? false : ms / 1000)
+
+/** The other stores' names for pruneInterval, all in milliseconds. */
+const PRUNE_INTERVAL_ALIASES = ['clearInterval', 'cleanupInterval', 'checkExpirationInterval']
 
 function validate(input, rules, what) {
   if (input === undefined) return {}
@@ -130,11 +139,9 @@ function databaseOptions(input) {
 function storeOptions(input) {
   const options = { ...validate(input, STORE_OPTIONS, 'storeOptions') }
   options.createTable = alias(options, 'createTable', 'createtable', (v) => v)
-  if (options.clearInterval !== undefined && options.checkExpirationInterval !== undefined) {
-    throw typeError('storeOptions: give clearInterval or checkExpirationInterval, not both')
-  }
-  options.pruneInterval = alias(options, 'pruneInterval', 'clearInterval', msToSeconds)
-  options.pruneInterval = alias(options, 'pruneInterval', 'checkExpirationInterval', msToSeconds)
+  const intervals = PRUNE_INTERVAL_ALIASES.filter((name) => options[name] !== undefined)
+  if (intervals.length > 1) throw typeError(`storeOptions: give ${intervals[0]} or ${intervals[1]}, not both`)
+  for (const name of intervals) options.pruneInterval = alias(options, 'pruneInterval', name, msToSeconds)
   options.ttl = alias(options, 'ttl', 'expiration', msToSeconds)
   if (options.extendDefaultFields !== undefined && options.extraColumns === undefined) {
     throw typeError('storeOptions: extendDefaultFields needs extraColumns to declare its columns')

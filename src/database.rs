@@ -46,13 +46,20 @@ struct Open {
 /// (SQLite's own auto-checkpoint default, moved off the writing threads).
 const CHECKPOINT_PAGES: i32 = 1000;
 
+/// A table stores use, with what `sync_table` needs to create it again.
+struct OpenTable {
+    table: Arc<Table>,
+    default_ttl_ms: i64,
+    import: Option<crate::import::ImportSource>,
+}
+
 pub struct Database {
     location: Location,
     options: OpenOptions,
     busy_retries: Arc<AtomicU64>,
     prune_stats: Arc<PruneStats>,
     open: Option<Open>,
-    tables: Vec<Arc<Table>>,
+    tables: Vec<OpenTable>,
 }
 
 fn lock(conn: &SharedConn) -> MutexGuard<'_, Conn> {
@@ -106,7 +113,7 @@ impl Database {
     }
 
     fn table(&self, id: u32) -> StoreResult<&Arc<Table>> {
-        self.tables.get(id as usize).ok_or_else(|| StoreError::new("ERR_INTERNAL", "unknown table handle"))
+        self.tables.get(id as usize).map(|t| &t.table).ok_or_else(|| StoreError::new("ERR_INTERNAL", "unknown table handle"))
     }
 
     pub fn is_memory(&self) -> bool {
@@ -136,8 +143,22 @@ impl Database {
         if let (Some(interval), false) = (options.prune_interval, self.options.readonly) {
             open.upkeep.schedule(Arc::clone(&table), interval);
         }
-        self.tables.push(table);
+        self.tables.push(OpenTable { table, default_ttl_ms: options.default_ttl_ms, import: options.import.clone() });
         Ok((self.tables.len() - 1) as u32)
+    }
+
+    /// Creates an open table again if it has gone (dropped by another connection), or
+    /// adds what it lacks; the same handle keeps working and its pruning schedule is
+    /// left as it is. Refused on a read-only database when there is something to create.
+    pub fn sync_table(&self, id: u32) -> StoreResult<()> {
+        let entry = self.tables.get(id as usize).ok_or_else(|| StoreError::new("ERR_INTERNAL", "unknown table handle"))?;
+        let schema = SchemaOptions {
+            create_table: !self.options.readonly,
+            default_ttl_ms: entry.default_ttl_ms,
+            now_ms: ops::now_ms(),
+            import: entry.import.clone(),
+        };
+        ensure_table(&mut lock(&self.open_parts()?.write), &entry.table.sql, &schema)
     }
 
     /// Whether a table of that name exists (read only; for `createTable: false`).
@@ -253,5 +274,45 @@ impl Database {
 impl Drop for Database {
     fn drop(&mut self) {
         let _ = self.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::worker::Completion;
+
+    struct NoSink;
+    impl CompletionSink for NoSink {
+        fn deliver(&self, _: Vec<Completion>) {}
+    }
+
+    #[test]
+    fn sync_table_recreates_a_dropped_table_under_the_same_handle() {
+        let dir = std::env::temp_dir().join(format!("esn-database-sync-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("sessions.db");
+        let mut db = Database::open(Location::File(path.clone()), OpenOptions::default(), Arc::new(NoSink)).expect("open");
+        let options = |create_table| TableOptions {
+            name: "Sessions".into(),
+            create_table,
+            default_ttl_ms: 1000,
+            max_lifetime_ms: None,
+            prune_interval: None,
+            extra_columns: vec![],
+            import: None,
+        };
+        let refused = db.open_table(&options(false)).unwrap_err();
+        assert_eq!(refused.code, "ERR_NO_TABLE", "createTable: false on a missing table");
+        let handle = db.open_table(&options(true)).expect("table");
+        rusqlite::Connection::open(&path).expect("other").execute_batch("DROP TABLE Sessions").expect("drop");
+        let set = Op::Set { sid: "s".into(), data: "{}".into(), expires: ops::now_ms() + 60_000, user_key: None, extras: vec![] };
+        assert!(db.run_now(handle, &set).is_err(), "no table to write to");
+        db.sync_table(handle).expect("sync");
+        db.run_now(handle, &set).expect("set after sync");
+        assert_eq!(db.get(handle, "s").expect("get"), Some("{}".to_string()));
+        assert_eq!(db.tables.len(), 1, "no new handle");
+        db.close().expect("close");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -257,6 +257,12 @@ impl NativeDatabase {
             .map_err(to_js)
     }
 
+    /// Creates the table of a handle again if it is missing (`sync()`).
+    #[napi(catch_unwind)]
+    pub fn sync_table(&self, table: u32) -> Result<(), ErrorCode> {
+        self.db.sync_table(table).map_err(to_js)
+    }
+
     #[napi(catch_unwind)]
     pub fn has_table(&self, name: String) -> Result<bool, ErrorCode> {
         self.db.has_table(&name).map_err(to_js)
