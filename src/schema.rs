@@ -95,6 +95,7 @@ fn check_key_columns(conn: &Connection, table: &str) -> StoreResult<()> {
 
 fn ensure_indexes(conn: &Connection, sql: &TableSql) -> StoreResult<()> {
     conn.execute_batch(&sql.create_expires_index)?;
+    conn.execute_batch(&sql.drop_old_expires_index)?;
     conn.execute_batch(&sql.create_user_index)?;
     Ok(())
 }
@@ -155,6 +156,23 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM sqlite_master WHERE type='index' AND tbl_name='Sessions' AND sql IS NOT NULL", [], |r| r.get(0))
             .expect("indexes");
         assert_eq!(indexes, 2);
+    }
+
+    #[test]
+    fn replaces_the_plain_expires_index_of_earlier_versions() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        let sql = TableSql::new("Sessions");
+        conn.execute_batch(&sql.create_table).expect("table");
+        conn.execute_batch("CREATE INDEX \"Sessions.expires\" ON Sessions (expires)").expect("old index");
+        ensure_table(&mut conn, &sql, &options()).expect("open");
+        let names: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type='index' AND sql IS NOT NULL ORDER BY name")
+            .expect("prepare")
+            .query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("names");
+        assert_eq!(names, ["Sessions.expiry_bucket", "Sessions.user_key"]);
     }
 
     #[test]

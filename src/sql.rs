@@ -25,6 +25,14 @@ pub struct ExtraColumn {
     pub sql_type: String,
 }
 
+/// Expiry is indexed by bucket: `expires >> 20`, about 17.5 minutes of milliseconds.
+/// A touch or set moves a session's expiry forward by seconds or minutes, which mostly
+/// leaves it in its bucket, so the index is not written at all; an index on `expires`
+/// itself takes an extra delete and insert (two more b-tree pages per commit) on every
+/// write. Every query still compares `expires` exactly; the bucket only narrows the
+/// range: `expires <= now` implies `bucket(expires) <= bucket(now)`.
+pub const EXPIRY_BUCKET_SHIFT: u32 = 20;
+
 pub const BUILT_IN_COLUMNS: [&str; 6] = ["id", "data", "expires", "created", "touched", "user_key"];
 pub const COLUMN_TYPES: [&str; 5] = ["TEXT", "INTEGER", "REAL", "NUMERIC", "BLOB"];
 
@@ -35,6 +43,8 @@ pub struct TableSql {
     pub table: String,
     pub create_table: String,
     pub create_expires_index: String,
+    /// The plain `expires` index of earlier versions, dropped when a table is opened.
+    pub drop_old_expires_index: String,
     pub create_user_index: String,
     pub get: String,
     pub upsert: String,
@@ -68,7 +78,10 @@ impl TableSql {
             .iter()
             .map(|c| format!(", {0} = excluded.{0}", quote_identifier(&c.name)))
             .collect();
-        let expires_index = quote_identifier(&format!("{table}.expires"));
+        let old_expires_index = quote_identifier(&format!("{table}.expires"));
+        let expires_index = quote_identifier(&format!("{table}.expiry_bucket"));
+        let bucket = format!("(expires >> {EXPIRY_BUCKET_SHIFT})");
+        let now_bucket = format!("(?1 >> {EXPIRY_BUCKET_SHIFT})");
         let user_index = quote_identifier(&format!("{table}.user_key"));
         TableSql {
             table: table.to_string(),
@@ -82,7 +95,8 @@ impl TableSql {
                  touched INTEGER NOT NULL, \
                  user_key TEXT{extra_defs}) WITHOUT ROWID"
             ),
-            create_expires_index: format!("CREATE INDEX IF NOT EXISTS {expires_index} ON {t} (expires)"),
+            create_expires_index: format!("CREATE INDEX IF NOT EXISTS {expires_index} ON {t} {bucket}"),
+            drop_old_expires_index: format!("DROP INDEX IF EXISTS {old_expires_index}"),
             // Partial: sessions without a user cost nothing in this index.
             create_user_index: format!(
                 "CREATE INDEX IF NOT EXISTS {user_index} ON {t} (user_key) WHERE user_key IS NOT NULL"
@@ -107,11 +121,16 @@ impl TableSql {
             touch_state: format!("SELECT touched FROM {t} WHERE id = ?1 AND expires > ?2"),
             destroy: format!("DELETE FROM {t} WHERE id = ?1"),
             clear: format!("DELETE FROM {t}"),
-            length: format!("SELECT COUNT(*) FROM {t} WHERE expires > ?1"),
+            // Whole later buckets from the index alone, plus the current bucket row by row.
+            length: format!(
+                "SELECT (SELECT COUNT(*) FROM {t} WHERE {bucket} > {now_bucket}) + \
+                 (SELECT COUNT(*) FROM {t} WHERE {bucket} = {now_bucket} AND expires > ?1)"
+            ),
             ids: format!("SELECT id FROM {t} WHERE expires > ?1 ORDER BY id"),
             all: format!("SELECT id, data FROM {t} WHERE expires > ?1 ORDER BY id"),
             prune_batch: format!(
-                "DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE expires <= ?1 LIMIT ?2)"
+                "DELETE FROM {t} WHERE id IN \
+                 (SELECT id FROM {t} WHERE {bucket} <= {now_bucket} AND expires <= ?1 LIMIT ?2)"
             ),
             ids_by_user: format!(
                 "SELECT id FROM {t} WHERE user_key = ?1 AND expires > ?2 ORDER BY id"
@@ -119,7 +138,10 @@ impl TableSql {
             destroy_by_user: format!(
                 "DELETE FROM {t} WHERE user_key = ?1 AND expires > ?2 AND id IS NOT ?3"
             ),
-            count_expired: format!("SELECT COUNT(*) FROM {t} WHERE expires <= ?1"),
+            count_expired: format!(
+                "SELECT (SELECT COUNT(*) FROM {t} WHERE {bucket} < {now_bucket}) + \
+                 (SELECT COUNT(*) FROM {t} WHERE {bucket} = {now_bucket} AND expires <= ?1)"
+            ),
             extra_columns: extra.to_vec(),
         }
     }
@@ -154,6 +176,46 @@ mod tests {
         assert_eq!(quote_identifier("Sessions"), "\"Sessions\"");
         assert_eq!(quote_identifier("a\"b"), "\"a\"\"b\"");
         assert_eq!(quote_identifier("x\"; DROP TABLE y; --"), "\"x\"\"; DROP TABLE y; --\"");
+    }
+
+    /// The bucketed queries against plain comparisons, at and around bucket edges.
+    #[test]
+    fn bucketed_expiry_counts_exactly_and_uses_the_index() {
+        let conn = rusqlite::Connection::open_in_memory().expect("open");
+        let sql = TableSql::new("S");
+        conn.execute_batch(&sql.create_table).expect("create");
+        conn.execute_batch(&sql.create_expires_index).expect("index");
+        let bucket: i64 = 1 << EXPIRY_BUCKET_SHIFT;
+        let base = 1_800_000_000_000 / bucket * bucket;
+        let mut expiries = Vec::new();
+        for k in -3..=3i64 {
+            for offset in [-2, -1, 0, 1, 2, bucket / 2] {
+                expiries.push(base + k * bucket + offset);
+            }
+        }
+        for (i, expires) in expiries.iter().enumerate() {
+            conn.execute(
+                "INSERT INTO S (id, data, expires, created, touched) VALUES (?1, '{}', ?2, 0, 0)",
+                rusqlite::params![format!("s{i}"), expires],
+            )
+            .expect("insert");
+        }
+        let count = |text: &str, now: i64| conn.query_row(text, [now], |r| r.get::<_, i64>(0)).expect("count");
+        for now in expiries.iter().flat_map(|e| [e - 1, *e, e + 1]) {
+            let live = expiries.iter().filter(|e| **e > now).count() as i64;
+            assert_eq!(count(&sql.length, now), live, "length at {now}");
+            assert_eq!(count(&sql.count_expired, now), expiries.len() as i64 - live, "expired at {now}");
+        }
+        let plan = |text: &str| -> String {
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {text}")).expect("plan");
+            let rows = stmt.query_map([0i64, 1], |r| r.get::<_, String>(3)).expect("rows");
+            rows.map(|r| r.expect("row")).collect::<Vec<_>>().join("; ")
+        };
+        assert!(plan(&sql.prune_batch).contains("expiry_bucket"), "prune uses the index: {}", plan(&sql.prune_batch));
+        let now = base + 2;
+        conn.execute(&sql.prune_batch, rusqlite::params![now, 1000]).expect("prune");
+        assert_eq!(count("SELECT COUNT(*) FROM S WHERE expires <= ?1", now), 0);
+        assert_eq!(count("SELECT COUNT(*) FROM S WHERE expires > ?1", now), expiries.iter().filter(|e| **e > now).count() as i64);
     }
 
     #[test]
