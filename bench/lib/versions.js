@@ -1,7 +1,7 @@
 'use strict'
 
 // Versions for the results file: of bench dependencies (as installed in
-// bench/node_modules, not as declared) and of the checkout being measured.
+// bench/node_modules or BENCH_NODE_MODULES, not as declared) and of the checkout being measured.
 
 const { execFileSync } = require('node:child_process')
 const fs = require('node:fs')
@@ -14,7 +14,8 @@ const ROOT_DIR = path.join(BENCH_DIR, '..')
  * disk: some packages' "exports" do not expose their package.json to require. */
 function packageVersion(name) {
   try {
-    const file = path.join(BENCH_DIR, 'node_modules', name, 'package.json')
+    const modules = process.env.BENCH_NODE_MODULES || path.join(BENCH_DIR, 'node_modules')
+    const file = path.join(modules, name, 'package.json')
     return JSON.parse(fs.readFileSync(file, 'utf8')).version
   } catch {
     return null
