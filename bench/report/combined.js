@@ -55,9 +55,15 @@ function metrics(results) {
   }
   const firstN = sizes[0]
   if (firstN) {
+    const pacedPhase = (store) =>
+      Object.entries(summary.api[firstN]?.[store]?.phases ?? {}).find(([name]) => name.includes('paced'))?.[1]
     rows.push({
-      label: `event-loop delay p99, set c64 (ms)`,
-      value: (store) => summary.api[firstN]?.[store]?.phases?.['set-overwrite c64']?.loopDelayP99Ms,
+      label: 'event-loop delay p99 beyond the 1 ms sampling period, sets at a steady 4k/s (ms)',
+      value: (store) => pacedPhase(store)?.loopDelayP99BeyondPeriodMs,
+    })
+    rows.push({
+      label: 'event-loop delay max, sets at a steady 4k/s (ms)',
+      value: (store) => pacedPhase(store)?.loopDelayMaxBeyondPeriodMs,
     })
   }
   rows.push({ label: 'prune of expired sessions (ms)', value: (store) => summary.prune[store]?.ms?.median })

@@ -35,6 +35,10 @@ function summarizePhases(results) {
       if (delays.length) {
         out.loopDelayP99Ms = median(delays.map((d) => d.p99Ms))
         out.loopDelayMaxMs = median(delays.map((d) => d.maxMs))
+        if (delays.every((d) => d.p99BeyondPeriodMs !== undefined)) {
+          out.loopDelayP99BeyondPeriodMs = median(delays.map((d) => d.p99BeyondPeriodMs))
+          out.loopDelayMaxBeyondPeriodMs = median(delays.map((d) => d.maxBeyondPeriodMs))
+        }
       }
     }
     const skipped = runs.find((p) => p.skipped)
@@ -145,7 +149,8 @@ function ratios(summary, stores) {
   for (const [n, byStore] of Object.entries(summary.api)) {
     out.api[n] = {}
     const phaseNames = [...new Set(Object.values(byStore).flatMap((s) => Object.keys(s.phases ?? {})))]
-    for (const phase of phaseNames) {
+    // A paced phase runs at one fixed rate for every store: its throughput compares nothing.
+    for (const phase of phaseNames.filter((name) => !name.includes('paced'))) {
       const c = compare((store) => byStore[store]?.phases?.[phase]?.opsPerSec?.median, stores)
       if (c) out.api[n][phase] = c
     }

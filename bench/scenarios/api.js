@@ -7,11 +7,14 @@
 
 const fs = require('node:fs')
 const { closedLoop } = require('../lib/closed-loop')
+const { paced } = require('../lib/paced')
 const { invoke } = require('../lib/invoke')
 const { populate } = require('../lib/populate')
 const { sessionData, sidFor } = require('../lib/session-data')
 
 const MB = 1024 * 1024
+const PACED_RATE = 4000
+const PACED_MS = 2000
 const rssMB = () => {
   global.gc?.()
   return Math.round((process.memoryUsage().rss / MB) * 10) / 10
@@ -37,6 +40,12 @@ function phases(store, n) {
     ...(n <= 10_000 ? [{ name: 'all c1', concurrency: 1, maxOps: 20, method: 'all', op: () => invoke(store, 'all') }] : []),
     ...both('set-overwrite', () => (k) => invoke(store, 'set', [existing(k), sessionData(k)])),
     ...both('touch', () => (k) => invoke(store, 'touch', [existing(k), sessionData(k)]), { method: 'touch' }),
+    // Sustained writes at a steady rate, for the event-loop delay a store adds.
+    {
+      name: `set paced ${PACED_RATE / 1000}k/s`,
+      paced: { rate: PACED_RATE, durationMs: PACED_MS },
+      op: (k) => invoke(store, 'set', [existing(k), sessionData(k)]),
+    },
     ...both('set-new', (c) => (k) => invoke(store, 'set', [sidFor(`new-${c}`, k), sessionData(k)])),
     // Destroy existing sessions, on disjoint quarters so every call deletes a row.
     { name: 'destroy c1', concurrency: 1, maxOps: quarter, op: (k) => invoke(store, 'destroy', [sidFor('sid', k)]) },
@@ -72,6 +81,10 @@ async function apiScenario(storeModule, dir, { n, budgetMs }) {
         continue
       }
       try {
+        if (phase.paced) {
+          result.phases[phase.name] = await paced(phase.op, phase.paced)
+          continue
+        }
         result.phases[phase.name] = await closedLoop(phase.op, {
           concurrency: phase.concurrency,
           budgetMs,
