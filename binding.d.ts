@@ -29,6 +29,13 @@ export declare class NativeDatabase {
   lastWrite(table: number, sid: string): number | null
   /** Runs an operation now on the JS thread; a lock held elsewhere throws SQLITE_BUSY at once. */
   run(table: number, op: number, sid?: string | undefined | null, data?: string | undefined | null, expires?: number | undefined | null, key?: string | undefined | null, extras?: Array<ExtraValue> | undefined | null): number | string[]
+  /**
+   * Opens a write transaction on the JS thread for several `run` calls (lib/core.js
+   * groups the writes of one event-loop turn); SQLITE_BUSY at once if the lock is taken.
+   */
+  beginNow(): void
+  /** Commits (true) or rolls back (false) what `beginNow` opened. */
+  endNow(commit: boolean): void
   /** Queues an operation for the writer thread; the result arrives at onComplete. */
   submit(ticket: number, table: number, op: number, sid?: string | undefined | null, data?: string | undefined | null, expires?: number | undefined | null, key?: string | undefined | null, extras?: Array<ExtraValue> | undefined | null): void
   /** Keeps Node alive while queued work is outstanding (true), or lets it exit (false). */

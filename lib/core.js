@@ -22,6 +22,19 @@ const Op = Object.freeze({
   COUNT_EXPIRED: 10,
 })
 
+/** Fields of one job in Core##pending: done, table, op, sid, data, expires, key, extras. */
+const JOB_FIELDS = 8
+
+/**
+ * Most writes of one turn committed on this thread. Each costs ~10 µs in a shared
+ * transaction, so this bounds the event loop's wait to well under a millisecond; more go
+ * to the writer thread, whose group commit then runs beside the event loop. Measured on
+ * 2 cores with the load generator beside the server, committing here beat handing over
+ * to the writer thread (its wake-ups and the trip back cost more than the commit) by
+ * 10-25 % in requests per second, and at 64 touches in flight 110k against 80k ops/s.
+ */
+const MAX_WRITES_ON_THIS_THREAD = 64
+
 /** See Core#defer. */
 const MAX_TICKS_IN_A_ROW = 1000
 
@@ -40,13 +53,12 @@ class Core {
   #ticksInARow = 0
   #closed = false
   /**
-   * A write already ran on this thread in this event-loop turn. Requests that arrive
-   * together are served in separate callbacks of one turn (each I/O or setImmediate
-   * callback has its own nextTick queue, so completions flush in between): without
-   * this, each would find nothing outstanding and commit alone on this thread. With
-   * it, the first commits here and the rest join the writer thread's group commit.
+   * Writes of this event-loop turn, not yet run: [done, table, op, sid, data, expires,
+   * key, extras, ...]. Requests that arrive together are separate callbacks of one turn,
+   * so a write waits for the turn's end (setImmediate) and commits with the others.
    */
-  #wroteThisTurn = false
+  #pending = []
+  #runScheduled = false
   /** listeners told about errors that make the database unusable */
   #fatalListeners = new Set()
 
@@ -117,25 +129,87 @@ class Core {
   }
 
   /**
-   * A change. When nothing else is outstanding it runs here at once (a lone write
-   * gains nothing from a thread hop); otherwise, or if another connection holds the
-   * lock, it joins the writer thread's queue and commits with whatever arrives with it.
+   * A change, committed with the other writes of this event-loop turn: on this thread
+   * when they are few and the writer thread is idle (a hop to another thread costs more
+   * than a small commit), else by the writer thread's group commit.
    */
   write(done, table, op, sid, data, expires, key, extras) {
     if (this.#closed) return this.defer(done, closedError())
-    if (this.#queued.size === 0 && this.#ready.length === 0 && !this.#wroteThisTurn) {
-      this.#wroteThisTurn = true
-      setImmediate(this.#turnEnded)
-      let value
-      try {
-        value = this.#native.run(table, op, sid, data, expires, key, extras)
-      } catch (error) {
-        if (error.code !== 'SQLITE_BUSY') return this.defer(done, this.#noticed(error))
-        return this.queue(done, table, op, sid, data, expires, key, extras)
-      }
-      return this.defer(done, undefined, value)
+    // The writer thread has work: join its queue, behind it.
+    if (this.#queued.size > 0) return this.queue(done, table, op, sid, data, expires, key, extras)
+    this.#pending.push(done, table, op, sid, data, expires, key, extras)
+    if (!this.#runScheduled) {
+      this.#runScheduled = true
+      setImmediate(this.#runPending)
     }
-    return this.queue(done, table, op, sid, data, expires, key, extras)
+  }
+
+  #runPending = () => {
+    this.#runScheduled = false
+    const jobs = this.#pending
+    if (jobs.length === 0) return
+    this.#pending = []
+    const count = jobs.length / JOB_FIELDS
+    if (this.#closed || this.#queued.size > 0 || count > MAX_WRITES_ON_THIS_THREAD) return this.#queueJobs(jobs)
+    if (count === 1) return this.#runAlone(jobs, 0)
+    try {
+      this.#native.beginNow()
+    } catch (error) {
+      // Another connection holds the lock (or the file cannot be written): each job
+      // gets its own outcome, from the writer thread or from running alone.
+      if (error.code === 'SQLITE_BUSY') return this.#queueJobs(jobs)
+      for (let i = 0; i < jobs.length; i += JOB_FIELDS) this.#runAlone(jobs, i)
+      return
+    }
+    const values = []
+    let failed = false
+    for (let i = 0; i < jobs.length; i += JOB_FIELDS) {
+      try {
+        values.push(this.#native.run(jobs[i + 1], jobs[i + 2], jobs[i + 3], jobs[i + 4], jobs[i + 5], jobs[i + 6], jobs[i + 7]))
+      } catch {
+        failed = true
+        break
+      }
+    }
+    try {
+      this.#native.endNow(!failed)
+    } catch {
+      failed = true
+    }
+    // One job failed (or the commit did): nothing of the group was kept; each runs on
+    // its own, so that each gets its own outcome.
+    if (failed) {
+      for (let i = 0; i < jobs.length; i += JOB_FIELDS) this.#runAlone(jobs, i)
+      return
+    }
+    for (let i = 0, j = 0; i < jobs.length; i += JOB_FIELDS, j++) this.defer(jobs[i], undefined, values[j])
+  }
+
+  /** One job of `jobs` (at index i) in its own transaction here, or queued if the lock is taken. */
+  #runAlone(jobs, i) {
+    const done = jobs[i]
+    let value
+    try {
+      value = this.#native.run(jobs[i + 1], jobs[i + 2], jobs[i + 3], jobs[i + 4], jobs[i + 5], jobs[i + 6], jobs[i + 7])
+    } catch (error) {
+      if (error.code !== 'SQLITE_BUSY') return this.defer(done, this.#noticed(error))
+      return this.queue(done, jobs[i + 1], jobs[i + 2], jobs[i + 3], jobs[i + 4], jobs[i + 5], jobs[i + 6], jobs[i + 7])
+    }
+    this.defer(done, undefined, value)
+  }
+
+  #queueJobs(jobs) {
+    for (let i = 0; i < jobs.length; i += JOB_FIELDS) {
+      this.#send(jobs[i], (ticket) => this.#native.submit(ticket, jobs[i + 1], jobs[i + 2], jobs[i + 3], jobs[i + 4], jobs[i + 5], jobs[i + 6], jobs[i + 7]))
+    }
+  }
+
+  /** Writes of this turn not yet run go to the writer thread now, ahead of what follows. */
+  #handOverPending() {
+    if (this.#pending.length === 0) return
+    const jobs = this.#pending
+    this.#pending = []
+    this.#queueJobs(jobs)
   }
 
   /** Work for the writer thread (bulk reads always go there, in order with writes). */
@@ -155,6 +229,7 @@ class Core {
 
   #send(done, submit) {
     if (this.#closed) return this.defer(done, closedError())
+    this.#handOverPending()
     const ticket = this.#nextTicket
     this.#nextTicket = ticket >= 0xfffffff0 ? 1 : ticket + 1
     try {
@@ -183,10 +258,6 @@ class Core {
     } else {
       setImmediate(this.#flush)
     }
-  }
-
-  #turnEnded = () => {
-    this.#wroteThisTurn = false
   }
 
   #loopTurned = () => {
@@ -222,6 +293,7 @@ class Core {
   /** Runs what is queued, checkpoints and closes. Queued completions still arrive. */
   close() {
     if (this.#closed) return
+    this.#handOverPending()
     this.#closed = true
     this.#native.close()
   }

@@ -1,9 +1,11 @@
 //! One open database: its connections, its writer thread and the tables stores use in it.
 //!
-//! Threading: the JS thread reads on `read` (a point read costs a few µs, far less than
-//! a hop to another thread) and, when nothing else is queued, writes on `write` directly
-//! with fail-fast locking. Everything else goes to the writer thread, which owns `write`
-//! between batches and commits what arrived together in one transaction.
+//! Threading: point reads run on the JS thread (a read costs a few µs, far less than a
+//! hop to another thread), on `write` when the writer thread is not using it, else on
+//! `read`. The writes of one event-loop turn commit together on the JS thread on `write`
+//! with fail-fast locking when they are few and nothing is queued; otherwise they go to
+//! the writer thread, which owns `write` between batches and commits what arrived
+//! together in one transaction.
 //! An in-memory database has a single connection, so `read` and `write` are the same.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -173,12 +175,25 @@ impl Database {
 
     pub fn get(&self, table: u32, sid: &str) -> StoreResult<Option<String>> {
         let table = self.table(table)?;
-        ops::get(&lock(&self.open_parts()?.read), table, sid, ops::now_ms())
+        ops::get(&*self.reader()?, table, sid, ops::now_ms())
     }
 
     pub fn last_write(&self, table: u32, sid: &str) -> StoreResult<Option<i64>> {
         let table = self.table(table)?;
-        ops::last_write(&lock(&self.open_parts()?.read), table, sid, ops::now_ms())
+        ops::last_write(&*self.reader()?, table, sid, ops::now_ms())
+    }
+
+    /// The connection a point read uses: the write connection when the writer thread is
+    /// not using it, else the read connection. Every commit of this process goes through
+    /// the write connection, which keeps its page cache; any other connection's cache is
+    /// dropped at each of those commits and its next read goes back to the file.
+    fn reader(&self) -> StoreResult<MutexGuard<'_, Conn>> {
+        let open = self.open_parts()?;
+        match open.write.try_lock() {
+            Ok(conn) => Ok(conn),
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => Ok(poisoned.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => Ok(lock(&open.read)),
+        }
     }
 
     /// Runs an operation on the calling thread. A lock held by another connection
@@ -191,6 +206,33 @@ impl Database {
         let result = ops::run(&conn, table, op, ops::now_ms());
         conn.fail_fast.store(false, Ordering::Relaxed);
         result
+    }
+
+    /// Opens a write transaction on the calling thread, for several `run_now` calls that
+    /// then commit together (`end_now`). Only called while the writer thread has nothing
+    /// queued, so nothing else uses the write connection in between. Another connection
+    /// holding the lock fails it at once with `SQLITE_BUSY`.
+    pub fn begin_now(&self) -> StoreResult<()> {
+        let conn = lock(&self.open_parts()?.write);
+        ops::ensure_file_in_place(&conn)?;
+        conn.fail_fast.store(true, Ordering::Relaxed);
+        let result = conn.execute_batch("BEGIN IMMEDIATE");
+        conn.fail_fast.store(false, Ordering::Relaxed);
+        Ok(result?)
+    }
+
+    /// Commits (or rolls back) what `begin_now` opened; nothing when no transaction is open.
+    pub fn end_now(&self, commit: bool) -> StoreResult<()> {
+        let conn = lock(&self.open_parts()?.write);
+        if conn.is_autocommit() {
+            return Ok(());
+        }
+        let result = conn.execute_batch(if commit { "COMMIT" } else { "ROLLBACK" });
+        if result.is_err() && !conn.is_autocommit() {
+            // A failed COMMIT leaves the transaction open: never leave it to the writer.
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        Ok(result?)
     }
 
     /// Queues an operation for the writer thread; its result goes to the sink.

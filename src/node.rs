@@ -307,6 +307,19 @@ impl NativeDatabase {
         self.db.run_now(table, &op).map(outcome_value).map_err(to_js)
     }
 
+    /// Opens a write transaction on the JS thread for several `run` calls (lib/core.js
+    /// groups the writes of one event-loop turn); SQLITE_BUSY at once if the lock is taken.
+    #[napi(catch_unwind)]
+    pub fn begin_now(&self) -> Result<(), ErrorCode> {
+        self.db.begin_now().map_err(to_js)
+    }
+
+    /// Commits (true) or rolls back (false) what `beginNow` opened.
+    #[napi(catch_unwind)]
+    pub fn end_now(&self, commit: bool) -> Result<(), ErrorCode> {
+        self.db.end_now(commit).map_err(to_js)
+    }
+
     /// Queues an operation for the writer thread; the result arrives at onComplete.
     #[napi(catch_unwind)]
     #[allow(clippy::too_many_arguments)]
