@@ -34,6 +34,8 @@ export declare class NativeDatabase {
    * groups the writes of one event-loop turn); SQLITE_BUSY at once if the lock is taken.
    */
   beginNow(): void
+  /** Whether writes should go to the writer thread so that it restarts the WAL. */
+  walNeedsRestart(): boolean
   /** Commits (true) or rolls back (false) what `beginNow` opened. */
   endNow(commit: boolean): void
   /** Queues an operation for the writer thread; the result arrives at onComplete. */

@@ -150,7 +150,12 @@ class Core {
     if (jobs.length === 0) return
     this.#pending = []
     const count = jobs.length / JOB_FIELDS
-    if (this.#closed || this.#queued.size > 0 || count > MAX_WRITES_ON_THIS_THREAD) return this.#queueJobs(jobs)
+    // The writer thread also takes over while the WAL needs restarting: it restarts it
+    // between two batches, where a commit here would keep growing the file (and commits
+    // that grow it were seen to stall for tens of ms).
+    if (this.#closed || this.#queued.size > 0 || count > MAX_WRITES_ON_THIS_THREAD || this.#native.walNeedsRestart()) {
+      return this.#queueJobs(jobs)
+    }
     if (count === 1) return this.#runAlone(jobs, 0)
     try {
       this.#native.beginNow()

@@ -42,6 +42,8 @@ struct Open {
     /// refers to a JS function, and keeping it past close would keep the whole
     /// database object alive.
     sink: Arc<dyn CompletionSink>,
+    /// WAL pages written since the WAL last restarted (the write connection's WAL hook).
+    wal_pages: Arc<AtomicI64>,
 }
 
 /// WAL pages after which the writer asks the upkeep thread for a checkpoint
@@ -95,13 +97,13 @@ impl Database {
             }
             Ok(())
         }))?;
-        let worker = Worker::start(Arc::clone(&write), Arc::clone(&sink), wal_pages)?;
+        let worker = Worker::start(Arc::clone(&write), Arc::clone(&sink), Arc::clone(&wal_pages))?;
         Ok(Database {
             location,
             options,
             busy_retries,
             prune_stats,
-            open: Some(Open { read, write, worker, upkeep, backups: Mutex::default(), sink }),
+            open: Some(Open { read, write, worker, upkeep, backups: Mutex::default(), sink, wal_pages }),
             tables: Vec::new(),
         })
     }
@@ -221,6 +223,13 @@ impl Database {
         Ok(result?)
     }
 
+    /// The WAL has grown past the point where the writer thread restarts it: writes
+    /// should go to the writer thread, which restarts it between two batches (a commit on
+    /// the JS thread would otherwise keep growing the file, and growing it stalls).
+    pub fn wal_needs_restart(&self) -> bool {
+        self.open.as_ref().is_some_and(|open| open.wal_pages.load(Ordering::Relaxed) > crate::worker::WAL_HARD_LIMIT_PAGES)
+    }
+
     /// Commits (or rolls back) what `begin_now` opened; nothing when no transaction is open.
     pub fn end_now(&self, commit: bool) -> StoreResult<()> {
         let conn = lock(&self.open_parts()?.write);
@@ -287,7 +296,7 @@ impl Database {
     /// Finishes queued work, stops the writer, checkpoints the WAL and closes the
     /// connections. Closing twice is a no-op.
     pub fn close(&mut self) -> StoreResult<()> {
-        let Some(Open { read, write, mut worker, mut upkeep, backups, sink }) = self.open.take() else { return Ok(()) };
+        let Some(Open { read, write, mut worker, mut upkeep, backups, sink, .. }) = self.open.take() else { return Ok(()) };
         upkeep.shutdown();
         worker.shutdown();
         for thread in backups.into_inner().unwrap_or_else(|p| p.into_inner()) {

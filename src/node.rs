@@ -314,6 +314,12 @@ impl NativeDatabase {
         self.db.begin_now().map_err(to_js)
     }
 
+    /// Whether writes should go to the writer thread so that it restarts the WAL.
+    #[napi(catch_unwind)]
+    pub fn wal_needs_restart(&self) -> bool {
+        self.db.wal_needs_restart()
+    }
+
     /// Commits (true) or rolls back (false) what `beginNow` opened.
     #[napi(catch_unwind)]
     pub fn end_now(&self, commit: bool) -> Result<(), ErrorCode> {
