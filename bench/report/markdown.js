@@ -9,6 +9,18 @@ const row = (cells) => `| ${cells.join(' | ')} |`
 const header = (cells, align) => [row(cells), row(cells.map((_, i) => (i < align ? '---' : '---:')))]
 const nice = (n) => Number(n).toLocaleString('en')
 
+/** One headline row: ours, MemoryStore, and the best SQLite peer, with the ratios. */
+const comparisonRow = (label, c) =>
+  row([
+    label,
+    count(c.ours),
+    count(c.memoryStore),
+    ratio(c.vsMemoryStore),
+    c.bestSqlitePeer ?? '–',
+    count(c.bestSqlitePeerValue),
+    ratio(c.vsBestSqlitePeer),
+  ])
+
 function headline(results) {
   const { summary, meta } = results
   const lines = [
@@ -21,31 +33,11 @@ function headline(results) {
   ]
   for (const [n, phases] of Object.entries(summary.ratios.api)) {
     for (const [phase, c] of Object.entries(phases)) {
-      lines.push(
-        row([
-          `API N=${nice(n)}: ${phase} (ops/s)`,
-          count(c.ours),
-          count(c.memoryStore),
-          ratio(c.vsMemoryStore),
-          c.bestSqlitePeer ?? '–',
-          count(c.bestSqlitePeerValue),
-          ratio(c.vsBestSqlitePeer),
-        ]),
-      )
+      lines.push(comparisonRow(`API N=${nice(n)}: ${phase} (ops/s)`, c))
     }
   }
   for (const [route, c] of Object.entries(summary.ratios.http)) {
-    lines.push(
-      row([
-        `HTTP ${route} (req/s)`,
-        count(c.ours),
-        count(c.memoryStore),
-        ratio(c.vsMemoryStore),
-        c.bestSqlitePeer ?? '–',
-        count(c.bestSqlitePeerValue),
-        ratio(c.vsBestSqlitePeer),
-      ]),
-    )
+    lines.push(comparisonRow(`HTTP ${route} (req/s)`, c))
   }
   if (lines.length === 6) lines.push('', `(ours did not run${meta.parts.length ? '' : ': no part selected'})`)
   return lines
