@@ -57,6 +57,7 @@ export interface Counters {
   prunesSkipped: number
   checkpoints: number
   busyRetries: number
+  cachedReads: number
   fileBytes: number
   walBytes: number
 }

@@ -108,6 +108,8 @@ export interface StoreStats {
   busyRetries: number
   /** WAL checkpoints run by the background thread. */
   checkpoints: number
+  /** Reads answered from the session cache, without a SQLite transaction (WAL files only). */
+  cachedReads: number
 }
 
 /** An SQLite database that one or several stores can share. */

@@ -326,6 +326,7 @@ class SQLiteStore extends Store {
             touchesSkipped: this.#touchesSkipped,
             busyRetries: counters.busyRetries,
             checkpoints: counters.checkpoints,
+            cachedReads: counters.cachedReads,
           })
         }, this.#table, Op.COUNT_EXPIRED)
       }, this.#table, Op.LENGTH)

@@ -58,3 +58,48 @@ test('4 processes, 3000 mixed operations each, one pruning: no busy errors, no l
       `(${pruning.total.rowsPruned} of ${tmpWritten} short-lived sessions in all, ${tmpLeft} left)`,
   )
 })
+
+test('a session changed by another process is read fresh at once (the read cache never serves stale data)', async (t) => {
+  const file = tempDb()
+  const store = new SQLiteStore(file, { pruneInterval: false })
+  const child = spawn(process.execPath, [path.join(__dirname, 'fixtures', 'peer-process.js'), file], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  })
+  t.after(() => child.exitCode === null && child.kill())
+  const replies = []
+  let waiting = null
+  child.on('message', (message) => (waiting ? (waiting(message), (waiting = null)) : replies.push(message)))
+  const ask = (message) =>
+    new Promise((resolve) => {
+      waiting = resolve
+      child.send(message)
+    })
+  await new Promise((resolve) => (replies.length ? resolve() : (waiting = resolve)))
+  const cookie = { maxAge: 3_600_000 }
+  const ROUNDS = 300
+  const sids = ['p0', 'p1', 'p2']
+  for (let round = 0; round < ROUNDS; round++) {
+    const sid = sids[round % sids.length]
+    // Ours, then read twice (the second read is the cached one).
+    await store.set(sid, { cookie, value: `ours-${round}` })
+    assert.equal((await store.get(sid)).value, `ours-${round}`)
+    assert.equal((await store.get(sid)).value, `ours-${round}`)
+    // Theirs: the very next read here must see it.
+    const theirs = round % 3 === 2 ? await ask({ op: 'destroy', sid }) : await ask({ op: 'set', sid, value: `theirs-${round}` })
+    assert.equal(theirs.error, null)
+    const after = await store.get(sid)
+    if (round % 3 === 2) assert.equal(after, null, `round ${round}: destroyed by the other process`)
+    else assert.equal(after.value, `theirs-${round}`, `round ${round}`)
+    // And the other way round: it sees what we wrote at once.
+    await store.set(sid, { cookie, value: `again-${round}` })
+    const seen = await ask({ op: 'get', sid })
+    assert.equal(seen.session.value, `again-${round}`, `round ${round}: read by the other process`)
+  }
+  const { cachedReads } = await store.stats()
+  assert.ok(cachedReads >= ROUNDS, `${cachedReads} reads answered from the cache`)
+  const exited = new Promise((resolve) => child.once('exit', resolve))
+  child.send({ op: 'close' })
+  assert.equal(await exited, 0)
+  store.close()
+  t.diagnostic(`${ROUNDS} rounds across 2 processes; ${cachedReads} of ${ROUNDS * 3} reads here from the cache`)
+})

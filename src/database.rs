@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::backup::{self, BackupSource};
+use crate::cache::{Section, SessionCache};
 use crate::error::{StoreError, StoreResult};
 use crate::open::{open_connection, prepare_location, Conn, Location, OpenOptions};
 use crate::ops::{self, Job, Op, Outcome, Table};
@@ -44,6 +45,10 @@ struct Open {
     sink: Arc<dyn CompletionSink>,
     /// WAL pages written since the WAL last restarted (the write connection's WAL hook).
     wal_pages: Arc<AtomicI64>,
+    /// Sessions served without a SQLite transaction while nobody else commits.
+    cache: Arc<SessionCache>,
+    /// The cache's record of a `begin_now` transaction, until `end_now`.
+    section: Mutex<Option<Section>>,
 }
 
 /// WAL pages after which the writer asks the upkeep thread for a checkpoint
@@ -88,22 +93,25 @@ impl Database {
         let checkpoint = upkeep.checkpoint_request();
         let wal_pages = Arc::new(AtomicI64::new(0));
         let hook_pages = Arc::clone(&wal_pages);
+        let cache = Arc::new(SessionCache::default());
+        let hook_cache = Arc::clone(&cache);
         // Replaces SQLite's auto-checkpoint on the writing connection: the JS thread and
         // the writer thread only ask; the upkeep thread does the copying.
         lock(&write).wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, pages: i32| {
             hook_pages.store(i64::from(pages), Ordering::Relaxed);
+            hook_cache.count_commit();
             if pages >= CHECKPOINT_PAGES {
                 checkpoint.request();
             }
             Ok(())
         }))?;
-        let worker = Worker::start(Arc::clone(&write), Arc::clone(&sink), Arc::clone(&wal_pages))?;
+        let worker = Worker::start(Arc::clone(&write), Arc::clone(&sink), Arc::clone(&wal_pages), Arc::clone(&cache))?;
         Ok(Database {
             location,
             options,
             busy_retries,
             prune_stats,
-            open: Some(Open { read, write, worker, upkeep, backups: Mutex::default(), sink, wal_pages }),
+            open: Some(Open { read, write, worker, upkeep, backups: Mutex::default(), sink, wal_pages, cache, section: Mutex::default() }),
             tables: Vec::new(),
         })
     }
@@ -128,6 +136,16 @@ impl Database {
         self.open.is_none()
     }
 
+    /// Point reads answered from the session cache (see `cache`).
+    pub fn cache_hits(&self) -> u64 {
+        self.open.as_ref().map_or(0, |open| open.cache.hits())
+    }
+
+    #[cfg(test)]
+    pub fn cache_bytes(&self) -> usize {
+        self.open.as_ref().map_or(0, |open| open.cache.bytes())
+    }
+
     pub fn busy_retries(&self) -> u64 {
         self.busy_retries.load(Ordering::Relaxed)
     }
@@ -143,7 +161,11 @@ impl Database {
             import: options.import.clone(),
         };
         let open = self.open_parts()?;
-        ensure_table(&mut lock(&open.write), &table.sql, &schema)?;
+        {
+            let mut conn = lock(&open.write);
+            ensure_table(&mut conn, &table.sql, &schema)?;
+            open.cache.attach(&conn);
+        }
         if let (Some(interval), false) = (options.prune_interval, self.options.readonly) {
             open.upkeep.schedule(Arc::clone(&table), interval);
         }
@@ -162,7 +184,11 @@ impl Database {
             now_ms: ops::now_ms(),
             import: entry.import.clone(),
         };
-        ensure_table(&mut lock(&self.open_parts()?.write), &entry.table.sql, &schema)
+        let open = self.open_parts()?;
+        let mut conn = lock(&open.write);
+        ensure_table(&mut conn, &entry.table.sql, &schema)?;
+        open.cache.attach(&conn);
+        Ok(())
     }
 
     /// Whether a table of that name exists (read only; for `createTable: false`).
@@ -177,7 +203,15 @@ impl Database {
 
     pub fn get(&self, table: u32, sid: &str) -> StoreResult<Option<String>> {
         let table = self.table(table)?;
-        ops::get(&*self.reader()?, table, sid, ops::now_ms())
+        let cache = &self.open_parts()?.cache;
+        let now = ops::now_ms();
+        if let Some(known) = cache.lookup(table, sid, now) {
+            return Ok(known);
+        }
+        let before = cache.before_read();
+        let found = ops::get_entry(&*self.reader()?, table, sid, now)?;
+        cache.fill(before, table, sid, found.as_ref().map(|(data, expires)| (data.as_str(), *expires)));
+        Ok(found.map(|(data, _)| data))
     }
 
     pub fn last_write(&self, table: u32, sid: &str) -> StoreResult<Option<i64>> {
@@ -202,11 +236,28 @@ impl Database {
     /// fails at once with `SQLITE_BUSY` (see `Error::is_busy`) so the caller can queue it.
     pub fn run_now(&self, table: u32, op: &Op) -> StoreResult<Outcome> {
         let table = self.table(table)?;
-        let conn = lock(&self.open_parts()?.write);
+        let open = self.open_parts()?;
+        let conn = lock(&open.write);
         ops::ensure_file_in_place(&conn)?;
+        // Inside `begin_now`'s transaction the change joins its record; alone, it is
+        // its own transaction and record.
+        let mut alone = conn.is_autocommit().then(|| open.cache.begin());
         conn.fail_fast.store(true, Ordering::Relaxed);
         let result = ops::run(&conn, table, op, ops::now_ms());
         conn.fail_fast.store(false, Ordering::Relaxed);
+        if let Ok(outcome) = &result {
+            match alone.as_mut() {
+                Some(section) => section.record(table, op, outcome),
+                None => {
+                    if let Some(section) = open.section.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+                        section.record(table, op, outcome);
+                    }
+                }
+            }
+        }
+        if let Some(section) = alone {
+            open.cache.finish(section);
+        }
         result
     }
 
@@ -215,12 +266,15 @@ impl Database {
     /// queued, so nothing else uses the write connection in between. Another connection
     /// holding the lock fails it at once with `SQLITE_BUSY`.
     pub fn begin_now(&self) -> StoreResult<()> {
-        let conn = lock(&self.open_parts()?.write);
+        let open = self.open_parts()?;
+        let conn = lock(&open.write);
         ops::ensure_file_in_place(&conn)?;
         conn.fail_fast.store(true, Ordering::Relaxed);
         let result = conn.execute_batch("BEGIN IMMEDIATE");
         conn.fail_fast.store(false, Ordering::Relaxed);
-        Ok(result?)
+        result?;
+        *open.section.lock().unwrap_or_else(|p| p.into_inner()) = Some(open.cache.begin());
+        Ok(())
     }
 
     /// The WAL has grown past the point where the writer thread restarts it: writes
@@ -232,14 +286,25 @@ impl Database {
 
     /// Commits (or rolls back) what `begin_now` opened; nothing when no transaction is open.
     pub fn end_now(&self, commit: bool) -> StoreResult<()> {
-        let conn = lock(&self.open_parts()?.write);
+        let open = self.open_parts()?;
+        let conn = lock(&open.write);
+        let section = open.section.lock().unwrap_or_else(|p| p.into_inner()).take();
         if conn.is_autocommit() {
+            if let Some(section) = section {
+                open.cache.finish(section);
+            }
             return Ok(());
         }
         let result = conn.execute_batch(if commit { "COMMIT" } else { "ROLLBACK" });
         if result.is_err() && !conn.is_autocommit() {
             // A failed COMMIT leaves the transaction open: never leave it to the writer.
             let _ = conn.execute_batch("ROLLBACK");
+        }
+        if let Some(mut section) = section {
+            if !commit || result.is_err() {
+                section.discard();
+            }
+            open.cache.finish(section);
         }
         Ok(result?)
     }
@@ -296,7 +361,8 @@ impl Database {
     /// Finishes queued work, stops the writer, checkpoints the WAL and closes the
     /// connections. Closing twice is a no-op.
     pub fn close(&mut self) -> StoreResult<()> {
-        let Some(Open { read, write, mut worker, mut upkeep, backups, sink, .. }) = self.open.take() else { return Ok(()) };
+        let Some(Open { read, write, mut worker, mut upkeep, backups, sink, cache, .. }) = self.open.take() else { return Ok(()) };
+        cache.detach();
         upkeep.shutdown();
         worker.shutdown();
         for thread in backups.into_inner().unwrap_or_else(|p| p.into_inner()) {

@@ -2,6 +2,7 @@
 //! is plain Rust and tested with `cargo test`; `node` is the thin Node-API layer.
 
 pub mod backup;
+pub mod cache;
 pub mod database;
 pub mod error;
 pub mod import;

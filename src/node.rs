@@ -147,6 +147,7 @@ pub struct Counters {
     pub prunes_skipped: f64,
     pub checkpoints: f64,
     pub busy_retries: f64,
+    pub cached_reads: f64,
     pub file_bytes: f64,
     pub wal_bytes: f64,
 }
@@ -372,6 +373,7 @@ impl NativeDatabase {
             prunes_skipped: load(&stats.skipped),
             checkpoints: load(&stats.checkpoints),
             busy_retries: self.db.busy_retries() as f64,
+            cached_reads: self.db.cache_hits() as f64,
             file_bytes: file_bytes as f64,
             wal_bytes: wal_bytes as f64,
         }

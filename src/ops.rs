@@ -16,6 +16,9 @@ pub struct Table {
     pub sql: TableSql,
     /// Absolute lifetime since creation, in ms (`NO_LIFETIME_LIMIT_MS` when unset).
     pub max_lifetime_ms: i64,
+    /// The name as SQLite compares it (ASCII case folded): two handles on one table
+    /// share their cached sessions.
+    pub cache_name: String,
 }
 
 impl Table {
@@ -27,6 +30,7 @@ impl Table {
         Table {
             sql: TableSql::with_extra_columns(name, extra),
             max_lifetime_ms: max_lifetime_ms.unwrap_or(NO_LIFETIME_LIMIT_MS),
+            cache_name: name.to_ascii_lowercase(),
         }
     }
 }
@@ -65,8 +69,13 @@ pub fn now_ms() -> i64 {
 
 /// The live session's data, or None when missing or expired.
 pub fn get(conn: &Connection, table: &Table, sid: &str, now: i64) -> StoreResult<Option<String>> {
+    Ok(get_entry(conn, table, sid, now)?.map(|(data, _)| data))
+}
+
+/// The live session's data and stored expiry, or None when missing or expired.
+pub fn get_entry(conn: &Connection, table: &Table, sid: &str, now: i64) -> StoreResult<Option<(String, i64)>> {
     let mut stmt = conn.prepare_cached(&table.sql.get)?;
-    Ok(stmt.query_row(rusqlite::params![sid, now], |row| row.get::<_, String>(0)).optional()?)
+    Ok(stmt.query_row(rusqlite::params![sid, now], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))).optional()?)
 }
 
 /// When the live session was last written (ms), or None when missing or expired.

@@ -106,7 +106,7 @@ impl TableSql {
             create_user_index: format!(
                 "CREATE INDEX IF NOT EXISTS {user_index} ON {t} (user_key) WHERE user_key IS NOT NULL"
             ),
-            get: format!("SELECT data FROM {t} WHERE id = ?1 AND expires > ?2"),
+            get: format!("SELECT data, expires FROM {t} WHERE id = ?1 AND expires > ?2"),
             // An expired row that is set again starts a new life: its creation time resets.
             // ?3 is the cookie expiry, ?5 the absolute lifetime in ms (capped by created + ?5).
             upsert: format!(

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
+use crate::cache::SessionCache;
 use crate::error::{StoreError, StoreResult};
 use crate::ops::{run_batch, Job, Outcome};
 use crate::SharedConn;
@@ -56,12 +57,17 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Worker {
     /// `wal_pages` is kept current by the write connection's WAL hook.
-    pub fn start(conn: SharedConn, sink: Arc<dyn CompletionSink>, wal_pages: Arc<AtomicI64>) -> StoreResult<Worker> {
+    pub fn start(
+        conn: SharedConn,
+        sink: Arc<dyn CompletionSink>,
+        wal_pages: Arc<AtomicI64>,
+        cache: Arc<SessionCache>,
+    ) -> StoreResult<Worker> {
         let queue: Arc<(Mutex<Queue>, Condvar)> = Arc::default();
         let thread_queue = Arc::clone(&queue);
         let thread = std::thread::Builder::new()
             .name("sqlite-session-writer".into())
-            .spawn(move || writer_loop(&thread_queue, &conn, sink.as_ref(), &wal_pages))
+            .spawn(move || writer_loop(&thread_queue, &conn, sink.as_ref(), &wal_pages, &cache))
             .map_err(|e| StoreError::new("ERR_THREAD", format!("cannot start the writer thread: {e}")))?;
         Ok(Worker { queue, thread: Some(thread) })
     }
@@ -129,11 +135,24 @@ fn restart_wal(conn: &rusqlite::Connection) -> bool {
     false
 }
 
-fn writer_loop(queue: &(Mutex<Queue>, Condvar), conn: &SharedConn, sink: &dyn CompletionSink, wal_pages: &AtomicI64) {
+fn writer_loop(
+    queue: &(Mutex<Queue>, Condvar),
+    conn: &SharedConn,
+    sink: &dyn CompletionSink,
+    wal_pages: &AtomicI64,
+    cache: &SessionCache,
+) {
     while let Some(jobs) = next_batch(queue) {
         let results = catch_unwind(AssertUnwindSafe(|| {
             let mut conn = lock(conn);
+            let mut section = cache.begin();
             let results = run_batch(&mut conn, &jobs);
+            for (job, result) in jobs.iter().zip(&results) {
+                if let Ok(outcome) = result {
+                    section.record(&job.table, &job.op, outcome);
+                }
+            }
+            cache.finish(section);
             if wal_pages.load(Ordering::Relaxed) > WAL_HARD_LIMIT_PAGES && restart_wal(&conn) {
                 wal_pages.store(0, Ordering::Relaxed);
             }
@@ -170,7 +189,7 @@ mod tests {
             .expect("schema");
         let conn = crate::open::Conn { sqlite: conn, fail_fast: Arc::default() };
         let (tx, rx) = mpsc::channel();
-        let mut worker = Worker::start(Arc::new(Mutex::new(conn)), Arc::new(ChannelSink(Mutex::new(tx))), Arc::default())
+        let mut worker = Worker::start(Arc::new(Mutex::new(conn)), Arc::new(ChannelSink(Mutex::new(tx))), Arc::default(), Arc::default())
             .expect("start");
         let far = crate::ops::now_ms() + 60_000;
         for i in 0..1000u32 {

@@ -1,0 +1,582 @@
+//! Sessions this process has read or written, answered without a SQLite transaction
+//! while nobody else has committed to the database.
+//!
+//! Why: in WAL mode every read transaction takes and drops a lock on the shared-memory
+//! wal-index with two `fcntl` calls, which cost more than the read itself (measured:
+//! ~45 % of a point read's time on the JS thread). A session is read on every request
+//! and changes far less often.
+//!
+//! How it stays correct with other connections and other processes: every commit to a
+//! WAL database writes the wal-index header in shared memory, and that header carries a
+//! counter SQLite increments once per commit (`iChange`). The cache remembers the header
+//! it is valid for (`version`); a lookup first reads the current header the way SQLite
+//! itself does without a lock (two copies, a memory barrier between, equal and
+//! initialised) and serves nothing unless it is byte for byte the remembered one. Our
+//! own commits (on the write connection, counted by its WAL hook) carry the version
+//! forward only when the counter moved by exactly our commits: anyone else's commit in
+//! between makes it move further, and everything is dropped. The header layout is part
+//! of SQLite's documented file format ("The WAL-Index Header").
+//!
+//! Off (every lookup misses) for in-memory and rollback-journal databases, and for
+//! tables with an absolute lifetime cap, whose stored expiry SQL computes.
+
+use std::collections::HashMap;
+use std::sync::atomic::{fence, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::Connection;
+
+use crate::ops::{Op, Outcome, Table, NO_LIFETIME_LIMIT_MS};
+
+/// Session bytes kept at most (ids and data). Past it, a quarter is dropped.
+pub const CAPACITY_BYTES: usize = 32 * 1024 * 1024;
+
+/// Bookkeeping charged per entry on top of its strings.
+const ENTRY_OVERHEAD: usize = 64;
+
+/// One copy of the wal-index header (the shared memory keeps two, 48 bytes each).
+type Header = [u8; 48];
+
+fn change_counter(header: &Header) -> u32 {
+    u32::from_ne_bytes([header[8], header[9], header[10], header[11]])
+}
+
+/// The wal-index header in this process's mapping of the `-shm` file.
+struct WalIndex {
+    header: *const Header,
+}
+
+// SAFETY: the pointer is into a shared mapping that stays in place while any of the
+// database's connections is open (the cache is detached before they close); it is only
+// read, with volatile reads, as SQLite's own readers do.
+unsafe impl Send for WalIndex {}
+
+impl WalIndex {
+    /// The mapping of a connection in WAL mode that has already run a transaction.
+    fn of(conn: &Connection) -> Option<WalIndex> {
+        let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).ok()?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return None;
+        }
+        let mut file: *mut rusqlite::ffi::sqlite3_file = std::ptr::null_mut();
+        // SAFETY: the handle is valid while `conn` is; the file control writes one pointer.
+        let rc = unsafe {
+            rusqlite::ffi::sqlite3_file_control(
+                conn.handle(),
+                c"main".as_ptr(),
+                rusqlite::ffi::SQLITE_FCNTL_FILE_POINTER,
+                (&mut file as *mut *mut rusqlite::ffi::sqlite3_file).cast(),
+            )
+        };
+        if rc != rusqlite::ffi::SQLITE_OK || file.is_null() {
+            return None;
+        }
+        let mut region: *mut std::os::raw::c_void = std::ptr::null_mut();
+        // SAFETY: `file` is the open main database file; region 0 of its shared memory is
+        // already mapped (the connection is in WAL mode and has read), so with
+        // bExtend = 0 this only returns the existing mapping.
+        let rc = unsafe {
+            let methods = (*file).pMethods;
+            if methods.is_null() || (*methods).iVersion < 2 {
+                return None;
+            }
+            let map = (*methods).xShmMap?;
+            map(file, 0, 32768, 0, &mut region)
+        };
+        if rc != rusqlite::ffi::SQLITE_OK || region.is_null() {
+            return None;
+        }
+        Some(WalIndex { header: region.cast::<Header>().cast_const() })
+    }
+
+    /// A consistent copy of the header, or None while a writer is changing it.
+    fn read(&self) -> Option<Header> {
+        // SAFETY: see `unsafe impl Send`; both copies lie within the mapped first region.
+        let (first, second) = unsafe {
+            let first = std::ptr::read_volatile(self.header);
+            fence(Ordering::SeqCst);
+            (first, std::ptr::read_volatile(self.header.add(1)))
+        };
+        // Byte 12 is isInit: 0 while the index is being rebuilt.
+        (first == second && first[12] != 0).then_some(first)
+    }
+}
+
+struct Entry {
+    /// None: no live session with that id.
+    data: Option<String>,
+    expires: i64,
+}
+
+/// What one committed operation did to the sessions the cache may hold.
+enum Change {
+    Put { table: String, sid: String, data: String, expires: i64 },
+    Expires { table: String, sid: String, expires: i64 },
+    Forget { table: String, sid: String },
+    /// Deleted: known to be missing.
+    Gone { table: String, sid: String },
+    ForgetTable { table: String },
+}
+
+#[derive(Default)]
+struct Inner {
+    wal_index: Option<WalIndex>,
+    /// The header the entries are valid for; None: no entries.
+    version: Option<Header>,
+    /// Per table (lowercase name, as SQLite compares names), sid -> entry.
+    tables: Vec<(String, HashMap<String, Entry>)>,
+    bytes: usize,
+}
+
+impl Inner {
+    fn clear(&mut self) {
+        self.version = None;
+        self.tables.clear();
+        self.bytes = 0;
+    }
+
+    fn table_mut(&mut self, name: &str) -> &mut HashMap<String, Entry> {
+        let index = match self.tables.iter().position(|(n, _)| n == name) {
+            Some(index) => index,
+            None => {
+                self.tables.push((name.to_owned(), HashMap::new()));
+                self.tables.len() - 1
+            }
+        };
+        &mut self.tables[index].1
+    }
+
+    fn put(&mut self, table: &str, sid: &str, data: Option<String>, expires: i64) {
+        let added = sid.len() + data.as_ref().map_or(0, String::len) + ENTRY_OVERHEAD;
+        let map = self.table_mut(table);
+        let removed = match map.get_mut(sid) {
+            Some(entry) => {
+                let old = sid.len() + entry.data.as_ref().map_or(0, String::len) + ENTRY_OVERHEAD;
+                *entry = Entry { data, expires };
+                old
+            }
+            None => {
+                map.insert(sid.to_owned(), Entry { data, expires });
+                0
+            }
+        };
+        self.bytes = self.bytes + added - removed;
+        if self.bytes > CAPACITY_BYTES {
+            self.shrink();
+        }
+    }
+
+    fn forget(&mut self, table: &str, sid: &str) {
+        if let Some((_, map)) = self.tables.iter_mut().find(|(n, _)| n == table) {
+            if let Some(entry) = map.remove(sid) {
+                self.bytes -= sid.len() + entry.data.as_ref().map_or(0, String::len) + ENTRY_OVERHEAD;
+            }
+        }
+    }
+
+    /// Drops entries (in the maps' arbitrary order) down to three quarters of capacity.
+    fn shrink(&mut self) {
+        let target = CAPACITY_BYTES / 4 * 3;
+        let mut bytes = self.bytes;
+        for (_, map) in &mut self.tables {
+            map.retain(|sid, entry| {
+                if bytes <= target {
+                    return true;
+                }
+                bytes -= sid.len() + entry.data.as_ref().map_or(0, String::len) + ENTRY_OVERHEAD;
+                false
+            });
+        }
+        self.bytes = bytes;
+    }
+
+    fn apply(&mut self, change: Change) {
+        match change {
+            Change::Put { table, sid, data, expires } => self.put(&table, &sid, Some(data), expires),
+            Change::Expires { table, sid, expires } => {
+                let map = self.table_mut(&table);
+                match map.get_mut(&sid) {
+                    Some(Entry { data: Some(_), expires: e }) => *e = expires,
+                    _ => self.forget(&table, &sid),
+                }
+            }
+            Change::Forget { table, sid } => self.forget(&table, &sid),
+            Change::Gone { table, sid } => self.put(&table, &sid, None, i64::MAX),
+            Change::ForgetTable { table } => {
+                if let Some(index) = self.tables.iter().position(|(n, _)| *n == table) {
+                    let (_, map) = self.tables.swap_remove(index);
+                    let freed: usize = map
+                        .iter()
+                        .map(|(sid, e)| sid.len() + e.data.as_ref().map_or(0, String::len) + ENTRY_OVERHEAD)
+                        .sum();
+                    self.bytes -= freed;
+                }
+            }
+        }
+    }
+}
+
+/// Writes made on the write connection between `SessionCache::begin` and `finish`.
+pub struct Section {
+    before: Option<Header>,
+    commits_before: u64,
+    changes: Vec<Change>,
+}
+
+impl Section {
+    /// Records what a successful operation changed (reads change nothing).
+    pub fn record(&mut self, table: &Table, op: &Op, outcome: &Outcome) {
+        let name = table.cache_name.clone();
+        // With a lifetime cap the stored expiry is SQL's MIN(...): forget rather than guess.
+        let exact = table.max_lifetime_ms == NO_LIFETIME_LIMIT_MS;
+        let change = match op {
+            Op::Set { sid, data, expires, .. } if exact => {
+                Change::Put { table: name, sid: sid.clone(), data: data.clone(), expires: *expires }
+            }
+            Op::Touch { sid, expires } if exact && *outcome == Outcome::Count(1) => {
+                Change::Expires { table: name, sid: sid.clone(), expires: *expires }
+            }
+            Op::Destroy { sid } => Change::Gone { table: name, sid: sid.clone() },
+            Op::Set { sid, .. } | Op::Touch { sid, .. } => Change::Forget { table: name, sid: sid.clone() },
+            Op::Clear | Op::DestroyByUser { .. } | Op::Prune { .. } => Change::ForgetTable { table: name },
+            Op::Length | Op::Ids | Op::All | Op::IdsByUser { .. } | Op::CountExpired => return,
+        };
+        self.changes.push(change);
+    }
+
+    /// The transaction rolled back: none of its changes happened.
+    pub fn discard(&mut self) {
+        self.changes.clear();
+    }
+}
+
+#[derive(Default)]
+pub struct SessionCache {
+    inner: Mutex<Inner>,
+    /// Commits made by the write connection (its WAL hook counts them).
+    own_commits: AtomicU64,
+    /// Lookups answered from the cache (for stats()).
+    hits: AtomicU64,
+}
+
+impl SessionCache {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Starts serving from the database `conn` is open on, if it is a WAL file.
+    pub fn attach(&self, conn: &Connection) {
+        let mut inner = self.lock();
+        if inner.wal_index.is_none() {
+            inner.wal_index = WalIndex::of(conn);
+        }
+        inner.clear();
+    }
+
+    /// Stops serving and forgets everything (before the connections close).
+    pub fn detach(&self) {
+        let mut inner = self.lock();
+        inner.wal_index = None;
+        inner.clear();
+    }
+
+    /// Forgets everything (schema changes, imports).
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+
+    /// Called by the write connection's WAL hook, once per commit.
+    pub fn count_commit(&self) {
+        self.own_commits.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Reads answered without SQLite since the database was opened.
+    pub fn hits(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of session ids and data held.
+    pub fn bytes(&self) -> usize {
+        self.lock().bytes
+    }
+
+    fn header(&self) -> Option<Header> {
+        self.lock().wal_index.as_ref().and_then(WalIndex::read)
+    }
+
+    /// The session as the database holds it now, if known: Some(None) for "no live
+    /// session", None when SQLite must be asked.
+    pub fn lookup(&self, table: &Table, sid: &str, now: i64) -> Option<Option<String>> {
+        let inner = self.lock();
+        let current = inner.wal_index.as_ref()?.read()?;
+        if inner.version != Some(current) {
+            return None;
+        }
+        let (_, map) = inner.tables.iter().find(|(n, _)| *n == table.cache_name)?;
+        let entry = map.get(sid)?;
+        let known = match &entry.data {
+            Some(data) if entry.expires > now => Some(data.clone()),
+            Some(_) => return None,
+            None => None,
+        };
+        self.hits.fetch_add(1, Ordering::Relaxed);
+        Some(known)
+    }
+
+    /// Header before a read from SQLite, for `fill`.
+    pub fn before_read(&self) -> Option<Header> {
+        self.header()
+    }
+
+    /// Keeps what a read from SQLite returned (data and stored expiry), when nobody
+    /// committed around it.
+    pub fn fill(&self, before: Option<Header>, table: &Table, sid: &str, found: Option<(&str, i64)>) {
+        if table.max_lifetime_ms != NO_LIFETIME_LIMIT_MS {
+            return;
+        }
+        let Some(before) = before else { return };
+        let mut inner = self.lock();
+        let Some(after) = inner.wal_index.as_ref().and_then(WalIndex::read) else { return };
+        if after != before {
+            return;
+        }
+        match inner.version {
+            Some(version) if version == before => {}
+            Some(_) => return,
+            None => inner.version = Some(before),
+        }
+        match found {
+            Some((data, expires)) => inner.put(&table.cache_name, sid, Some(data.to_owned()), expires),
+            None => inner.put(&table.cache_name, sid, None, i64::MAX),
+        }
+    }
+
+    pub fn begin(&self) -> Section {
+        Section { before: self.header(), commits_before: self.own_commits.load(Ordering::SeqCst), changes: Vec::new() }
+    }
+
+    /// Carries the cache over our own commits, or drops it if anyone else committed.
+    pub fn finish(&self, section: Section) {
+        let own = self.own_commits.load(Ordering::SeqCst).wrapping_sub(section.commits_before);
+        let mut inner = self.lock();
+        let Some(after) = inner.wal_index.as_ref().and_then(WalIndex::read) else {
+            inner.clear();
+            return;
+        };
+        let ours_only = match section.before {
+            Some(before) if own == 0 => after == before,
+            Some(before) => change_counter(&after) == change_counter(&before).wrapping_add(own as u32),
+            None => false,
+        };
+        let continues = inner.version.is_none() || inner.version == section.before;
+        if !(ours_only && continues) {
+            inner.clear();
+            return;
+        }
+        if own == 0 && section.changes.is_empty() {
+            return;
+        }
+        inner.version = Some(after);
+        for change in section.changes {
+            inner.apply(change);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{mpsc, Arc, Mutex};
+    use std::time::Duration;
+
+    use crate::database::{Database, TableOptions};
+    use crate::ops::{now_ms, Op, Outcome};
+    use crate::open::{Location, OpenOptions};
+    use crate::worker::{Completion, CompletionSink};
+
+    struct ChannelSink(Mutex<mpsc::Sender<Vec<Completion>>>);
+    impl CompletionSink for ChannelSink {
+        fn deliver(&self, completions: Vec<Completion>) {
+            let _ = self.0.lock().map(|tx| tx.send(completions));
+        }
+    }
+
+    struct Fixture {
+        db: Database,
+        table: u32,
+        path: std::path::PathBuf,
+        completions: mpsc::Receiver<Vec<Completion>>,
+        dir: std::path::PathBuf,
+    }
+
+    impl Drop for Fixture {
+        fn drop(&mut self) {
+            let _ = self.db.close();
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    fn table_options(name: &str, max_lifetime_ms: Option<i64>) -> TableOptions {
+        TableOptions {
+            name: name.into(),
+            create_table: true,
+            default_ttl_ms: 60_000,
+            max_lifetime_ms,
+            prune_interval: None,
+            extra_columns: vec![],
+            import: None,
+        }
+    }
+
+    fn fixture(name: &str, max_lifetime_ms: Option<i64>) -> Fixture {
+        let dir = std::env::temp_dir().join(format!("esn-cache-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("sessions.db");
+        let (tx, completions) = mpsc::channel();
+        let mut db = Database::open(Location::File(path.clone()), OpenOptions::default(), Arc::new(ChannelSink(Mutex::new(tx))))
+            .expect("open");
+        let table = db.open_table(&table_options("Sessions", max_lifetime_ms)).expect("table");
+        Fixture { db, table, path, completions, dir }
+    }
+
+    fn set(sid: &str, data: &str, expires: i64) -> Op {
+        Op::Set { sid: sid.into(), data: data.into(), expires, user_key: None, extras: vec![] }
+    }
+
+    fn far() -> i64 {
+        now_ms() + 3_600_000
+    }
+
+    /// A second connection on the file: to SQLite it is what another process is.
+    fn other(f: &Fixture) -> rusqlite::Connection {
+        let conn = rusqlite::Connection::open(&f.path).expect("other connection");
+        conn.busy_timeout(Duration::from_secs(5)).expect("timeout");
+        conn
+    }
+
+    #[test]
+    fn reads_after_our_own_writes_come_from_the_cache_and_are_current() {
+        let f = fixture("own", None);
+        f.db.run_now(f.table, &set("a", "{\"v\":1}", far())).expect("set");
+        assert_eq!(f.db.get(f.table, "a").expect("get"), Some("{\"v\":1}".into()));
+        assert_eq!(f.db.cache_hits(), 1, "the write was remembered");
+
+        // A group of this turn's writes (begin_now .. end_now), then a read.
+        f.db.begin_now().expect("begin");
+        f.db.run_now(f.table, &set("a", "{\"v\":2}", far())).expect("set");
+        f.db.run_now(f.table, &set("b", "{\"v\":3}", far())).expect("set");
+        f.db.run_now(f.table, &Op::Destroy { sid: "b".into() }).expect("destroy");
+        f.db.end_now(true).expect("commit");
+        assert_eq!(f.db.get(f.table, "a").expect("get"), Some("{\"v\":2}".into()));
+        assert_eq!(f.db.get(f.table, "b").expect("get"), None);
+        assert_eq!(f.db.cache_hits(), 3);
+
+        // Rolled back: the old value, still from the cache.
+        f.db.begin_now().expect("begin");
+        f.db.run_now(f.table, &set("a", "{\"v\":9}", far())).expect("set");
+        f.db.end_now(false).expect("rollback");
+        assert_eq!(f.db.get(f.table, "a").expect("get"), Some("{\"v\":2}".into()));
+        assert_eq!(f.db.cache_hits(), 4);
+
+        // Through the writer thread.
+        f.db.submit(1, f.table, set("a", "{\"v\":4}", far())).expect("submit");
+        let done = f.completions.recv_timeout(Duration::from_secs(10)).expect("completion");
+        assert_eq!(done[0].result, Ok(Outcome::Count(1)));
+        assert_eq!(f.db.get(f.table, "a").expect("get"), Some("{\"v\":4}".into()));
+        assert_eq!(f.db.cache_hits(), 5);
+    }
+
+    #[test]
+    fn touch_moves_the_cached_expiry_and_expiry_is_exact() {
+        let f = fixture("touch", None);
+        f.db.run_now(f.table, &set("a", "{}", now_ms() + 40)).expect("set");
+        f.db.run_now(f.table, &Op::Touch { sid: "a".into(), expires: far() }).expect("touch");
+        std::thread::sleep(Duration::from_millis(80));
+        assert_eq!(f.db.get(f.table, "a").expect("get"), Some("{}".into()), "touched: still live");
+        assert_eq!(f.db.cache_hits(), 1);
+
+        f.db.run_now(f.table, &set("b", "{}", now_ms() + 40)).expect("set");
+        assert_eq!(f.db.get(f.table, "b").expect("get"), Some("{}".into()));
+        std::thread::sleep(Duration::from_millis(80));
+        assert_eq!(f.db.get(f.table, "b").expect("get"), None, "expired while cached");
+    }
+
+    #[test]
+    fn another_connections_commit_is_seen_by_the_next_read() {
+        let f = fixture("other", None);
+        f.db.run_now(f.table, &set("a", "{\"v\":1}", far())).expect("set");
+        assert_eq!(f.db.get(f.table, "missing").expect("get"), None);
+        assert_eq!(f.db.get(f.table, "a").expect("get"), Some("{\"v\":1}".into()));
+        assert_eq!(f.db.get(f.table, "missing").expect("get"), None);
+        let hits = f.db.cache_hits();
+        assert_eq!(hits, 2, "hit and known-missing both cached");
+
+        let other = other(&f);
+        other.execute("UPDATE Sessions SET data = '{\"v\":2}' WHERE id = 'a'", []).expect("update");
+        assert_eq!(f.db.get(f.table, "a").expect("get"), Some("{\"v\":2}".into()), "changed elsewhere");
+        other
+            .execute("INSERT INTO Sessions (id, data, expires, created, touched) VALUES ('missing', '{}', ?1, 0, 0)", [far()])
+            .expect("insert");
+        assert_eq!(f.db.get(f.table, "missing").expect("get"), Some("{}".into()), "created elsewhere");
+        other.execute("DELETE FROM Sessions WHERE id = 'a'", []).expect("delete");
+        assert_eq!(f.db.get(f.table, "a").expect("get"), None, "destroyed elsewhere");
+        assert_eq!(f.db.cache_hits(), hits, "nothing stale was served");
+
+        // Their commit between two of ours: ours cannot carry the cache over it.
+        f.db.run_now(f.table, &set("b", "{\"v\":1}", far())).expect("set");
+        other.execute("UPDATE Sessions SET data = '{\"v\":5}' WHERE id = 'missing'", []).expect("update");
+        f.db.run_now(f.table, &set("c", "{}", far())).expect("set");
+        assert_eq!(f.db.get(f.table, "missing").expect("get"), Some("{\"v\":5}".into()));
+        // A transaction of theirs open across ours: SQLite makes ours wait or fail, never mix.
+        let tx = other.unchecked_transaction().expect("begin");
+        tx.execute("UPDATE Sessions SET data = '{\"v\":6}' WHERE id = 'b'", []).expect("update");
+        assert_eq!(f.db.get(f.table, "b").expect("get"), Some("{\"v\":1}".into()), "uncommitted is invisible");
+        tx.commit().expect("commit");
+        assert_eq!(f.db.get(f.table, "b").expect("get"), Some("{\"v\":6}".into()));
+    }
+
+    #[test]
+    fn two_handles_on_one_table_share_what_they_know() {
+        let mut f = fixture("handles", None);
+        let second = f.db.open_table(&table_options("SESSIONS", None)).expect("second handle");
+        f.db.run_now(f.table, &set("a", "{\"v\":1}", far())).expect("set");
+        assert_eq!(f.db.get(second, "a").expect("get"), Some("{\"v\":1}".into()));
+        f.db.run_now(second, &set("a", "{\"v\":2}", far())).expect("set");
+        assert_eq!(f.db.get(f.table, "a").expect("get"), Some("{\"v\":2}".into()));
+        f.db.run_now(f.table, &Op::Clear).expect("clear");
+        assert_eq!(f.db.get(second, "a").expect("get"), None);
+    }
+
+    #[test]
+    fn tables_with_a_lifetime_cap_are_always_read_from_sqlite() {
+        let f = fixture("lifetime", Some(50));
+        f.db.run_now(f.table, &set("a", "{}", far())).expect("set");
+        assert_eq!(f.db.get(f.table, "a").expect("get"), Some("{}".into()));
+        std::thread::sleep(Duration::from_millis(80));
+        assert_eq!(f.db.get(f.table, "a").expect("get"), None, "capped by the lifetime, not the cookie");
+        assert_eq!(f.db.cache_hits(), 0);
+    }
+
+    #[test]
+    fn memory_databases_do_not_cache() {
+        let (tx, _rx) = mpsc::channel();
+        let mut db = Database::open(Location::Memory(None), OpenOptions::default(), Arc::new(ChannelSink(Mutex::new(tx))))
+            .expect("open");
+        let table = db.open_table(&table_options("Sessions", None)).expect("table");
+        db.run_now(table, &set("a", "{}", far())).expect("set");
+        assert_eq!(db.get(table, "a").expect("get"), Some("{}".into()));
+        assert_eq!(db.cache_hits(), 0);
+    }
+
+    #[test]
+    fn the_cache_stays_within_its_capacity() {
+        let f = fixture("capacity", None);
+        let data = format!("{{\"pad\":\"{}\"}}", "x".repeat(100_000));
+        for i in 0..(super::CAPACITY_BYTES / 100_000 + 50) {
+            f.db.run_now(f.table, &set(&format!("s{i}"), &data, far())).expect("set");
+        }
+        let open = f.db.cache_bytes();
+        assert!(open <= super::CAPACITY_BYTES, "{open} bytes cached");
+        assert!(open > super::CAPACITY_BYTES / 2, "{open} bytes cached");
+    }
+}
