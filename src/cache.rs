@@ -328,13 +328,14 @@ impl SessionCache {
         self.header()
     }
 
-    /// Keeps what a read from SQLite returned (data and stored expiry), when nobody
-    /// committed around it.
+    /// Keeps a session read from SQLite (data and stored expiry), when nobody committed
+    /// around the read. Misses are not kept: ids that do not exist are as many as
+    /// clients care to invent, and would push real sessions out.
     pub fn fill(&self, before: Option<Header>, table: &Table, sid: &str, found: Option<(&str, i64)>) {
         if table.max_lifetime_ms != NO_LIFETIME_LIMIT_MS {
             return;
         }
-        let Some(before) = before else { return };
+        let (Some(before), Some((data, expires))) = (before, found) else { return };
         let mut inner = self.lock();
         let Some(after) = inner.wal_index.as_ref().and_then(WalIndex::read) else { return };
         if after != before {
@@ -345,10 +346,7 @@ impl SessionCache {
             Some(_) => return,
             None => inner.version = Some(before),
         }
-        match found {
-            Some((data, expires)) => inner.put(&table.cache_name, sid, Some(data.to_owned()), expires),
-            None => inner.put(&table.cache_name, sid, None, i64::MAX),
-        }
+        inner.put(&table.cache_name, sid, Some(data.to_owned()), expires);
     }
 
     pub fn begin(&self) -> Section {
@@ -509,7 +507,7 @@ mod tests {
         assert_eq!(f.db.get(f.table, "a").expect("get"), Some("{\"v\":1}".into()));
         assert_eq!(f.db.get(f.table, "missing").expect("get"), None);
         let hits = f.db.cache_hits();
-        assert_eq!(hits, 2, "hit and known-missing both cached");
+        assert_eq!(hits, 1, "the hit was cached, the miss was not");
 
         let other = other(&f);
         other.execute("UPDATE Sessions SET data = '{\"v\":2}' WHERE id = 'a'", []).expect("update");
