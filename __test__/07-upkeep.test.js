@@ -227,3 +227,34 @@ test('the WAL stays bounded under sustained writes', async (t) => {
   assert.equal(fs.existsSync(`${file}-wal`) ? fs.statSync(`${file}-wal`).size : 0, 0, 'close checkpoints and truncates')
   t.diagnostic(`WAL peak ${largest} bytes over ${dataBytes} bytes of sessions written`)
 })
+
+test('a touch that would move the expiry by less than a cookie can tell (1 s) is not written', async () => {
+  const file = tempDb()
+  const store = new SQLiteStore(file, { pruneInterval: false })
+  const session = { cookie: { expires: new Date(Date.now() + 3_600_000).toISOString() }, user: 'u' }
+  await store.set('s', session)
+  const stored = () => inspect(file).get("SELECT expires, touched FROM Sessions WHERE id = 's'")
+  const before = stored()
+  await sleep(5)
+  // The same cookie again (what express-session sends for an unmodified session whose
+  // cookie has no maxAge): same expiry, nothing to write.
+  assert.equal(await store.touch('s', session), 'OK')
+  assert.deepEqual(stored(), before, 'not written')
+  // 500 ms later: within a second, still not written.
+  session.cookie.expires = new Date(before.expires + 500).toISOString()
+  assert.equal(await store.touch('s', session), 'OK')
+  assert.deepEqual(stored(), before, 'not written')
+  // 1.5 s later: written.
+  session.cookie.expires = new Date(before.expires + 1500).toISOString()
+  assert.equal(await store.touch('s', session), 'OK')
+  assert.equal(stored().expires, before.expires + 1500, 'written')
+  assert.equal((await store.stats()).touchesSkipped, 2)
+  // An earlier expiry is always written.
+  session.cookie.expires = new Date(before.expires).toISOString()
+  assert.equal(await store.touch('s', session), 'OK')
+  assert.equal(stored().expires, before.expires)
+  // A destroy in the same turn comes first: the touch sees it.
+  const [, touched] = await Promise.all([store.destroy('s'), store.touch('s', session)])
+  assert.equal(touched, 'EXPIRED')
+  store.close()
+})

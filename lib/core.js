@@ -122,6 +122,21 @@ class Core {
     }
   }
 
+  /**
+   * Whether a touch would change nothing a client can tell (the native side knows the
+   * stored expiry from its cache). Never while a write of this turn or one queued to the
+   * writer thread could concern the same session: those are not in the cache yet.
+   */
+  touchIsCurrent(table, sid, expires) {
+    if (this.#closed || this.#queued.size > 0 || this.#pending.length > MAX_WRITES_ON_THIS_THREAD * JOB_FIELDS) return false
+    for (let i = 0; i < this.#pending.length; i += JOB_FIELDS) {
+      // The same session, or a bulk change (clear, by user) that may include it.
+      const pendingSid = this.#pending[i + 3]
+      if (pendingSid == null || (pendingSid === sid && this.#pending[i + 1] === table)) return false
+    }
+    return this.#native.touchIsCurrent(table, sid, expires)
+  }
+
   /** Counters and file sizes; no SQL. */
   counters() {
     if (this.#closed) throw closedError()

@@ -121,6 +121,8 @@ enum Change {
 #[derive(Default)]
 struct Inner {
     wal_index: Option<WalIndex>,
+    /// The file cannot be written here: a touch must fail as the write would.
+    read_only: bool,
     /// The header the entries are valid for; None: no entries.
     version: Option<Header>,
     /// Per table (lowercase name, as SQLite compares names), sid -> entry.
@@ -270,6 +272,7 @@ impl SessionCache {
         if inner.wal_index.is_none() {
             inner.wal_index = WalIndex::of(conn);
         }
+        inner.read_only = conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(true);
         inner.clear();
     }
 
@@ -323,6 +326,23 @@ impl SessionCache {
         Some(known)
     }
 
+    /// The stored expiry of a live session, if known and the file can be written.
+    pub fn live_expiry(&self, table: &Table, sid: &str, now: i64) -> Option<i64> {
+        let inner = self.lock();
+        if inner.read_only {
+            return None;
+        }
+        let current = inner.wal_index.as_ref()?.read()?;
+        if inner.version != Some(current) || table.max_lifetime_ms != NO_LIFETIME_LIMIT_MS {
+            return None;
+        }
+        let (_, map) = inner.tables.iter().find(|(n, _)| *n == table.cache_name)?;
+        match map.get(sid)? {
+            Entry { data: Some(_), expires } if *expires > now => Some(*expires),
+            _ => None,
+        }
+    }
+
     /// Header before a read from SQLite, for `fill`.
     pub fn before_read(&self) -> Option<Header> {
         self.header()
@@ -366,12 +386,15 @@ impl SessionCache {
             Some(before) => change_counter(&after) == change_counter(&before).wrapping_add(own as u32),
             None => false,
         };
-        let continues = inner.version.is_none() || inner.version == section.before;
-        if !(ours_only && continues) {
+        if !ours_only {
             inner.clear();
             return;
         }
-        if own == 0 && section.changes.is_empty() {
+        // Entries from before someone else's earlier commit are dropped; what we just
+        // wrote is current either way.
+        if inner.version.is_some() && inner.version != section.before {
+            inner.clear();
+        } else if own == 0 && section.changes.is_empty() {
             return;
         }
         inner.version = Some(after);
@@ -382,28 +405,28 @@ impl SessionCache {
 }
 
 #[cfg(test)]
-mod tests {
+mod tests_support {
     use std::sync::{mpsc, Arc, Mutex};
     use std::time::Duration;
 
     use crate::database::{Database, TableOptions};
-    use crate::ops::{now_ms, Op, Outcome};
+    use crate::ops::{now_ms, Op};
     use crate::open::{Location, OpenOptions};
     use crate::worker::{Completion, CompletionSink};
 
-    struct ChannelSink(Mutex<mpsc::Sender<Vec<Completion>>>);
+    pub struct ChannelSink(pub Mutex<mpsc::Sender<Vec<Completion>>>);
     impl CompletionSink for ChannelSink {
         fn deliver(&self, completions: Vec<Completion>) {
             let _ = self.0.lock().map(|tx| tx.send(completions));
         }
     }
 
-    struct Fixture {
-        db: Database,
-        table: u32,
-        path: std::path::PathBuf,
-        completions: mpsc::Receiver<Vec<Completion>>,
-        dir: std::path::PathBuf,
+    pub struct Fixture {
+        pub db: Database,
+        pub table: u32,
+        pub path: std::path::PathBuf,
+        pub completions: mpsc::Receiver<Vec<Completion>>,
+        pub dir: std::path::PathBuf,
     }
 
     impl Drop for Fixture {
@@ -413,7 +436,7 @@ mod tests {
         }
     }
 
-    fn table_options(name: &str, max_lifetime_ms: Option<i64>) -> TableOptions {
+    pub fn table_options(name: &str, max_lifetime_ms: Option<i64>) -> TableOptions {
         TableOptions {
             name: name.into(),
             create_table: true,
@@ -425,7 +448,7 @@ mod tests {
         }
     }
 
-    fn fixture(name: &str, max_lifetime_ms: Option<i64>) -> Fixture {
+    pub fn fixture(name: &str, max_lifetime_ms: Option<i64>) -> Fixture {
         let dir = std::env::temp_dir().join(format!("esn-cache-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("dir");
@@ -437,20 +460,31 @@ mod tests {
         Fixture { db, table, path, completions, dir }
     }
 
-    fn set(sid: &str, data: &str, expires: i64) -> Op {
+    pub fn set(sid: &str, data: &str, expires: i64) -> Op {
         Op::Set { sid: sid.into(), data: data.into(), expires, user_key: None, extras: vec![] }
     }
 
-    fn far() -> i64 {
+    pub fn far() -> i64 {
         now_ms() + 3_600_000
     }
 
     /// A second connection on the file: to SQLite it is what another process is.
-    fn other(f: &Fixture) -> rusqlite::Connection {
+    pub fn other(f: &Fixture) -> rusqlite::Connection {
         let conn = rusqlite::Connection::open(&f.path).expect("other connection");
         conn.busy_timeout(Duration::from_secs(5)).expect("timeout");
         conn
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{mpsc, Arc, Mutex};
+    use std::time::Duration;
+
+    use super::tests_support::*;
+    use crate::database::Database;
+    use crate::ops::{now_ms, Op, Outcome};
+    use crate::open::{Location, OpenOptions};
 
     #[test]
     fn reads_after_our_own_writes_come_from_the_cache_and_are_current() {
@@ -576,5 +610,36 @@ mod tests {
         let open = f.db.cache_bytes();
         assert!(open <= super::CAPACITY_BYTES, "{open} bytes cached");
         assert!(open > super::CAPACITY_BYTES / 2, "{open} bytes cached");
+    }
+}
+
+#[cfg(test)]
+mod touch_tests {
+    use super::tests_support::*;
+    use crate::database::touch_tolerance_ms;
+    use crate::ops::{now_ms, Op};
+
+    #[test]
+    fn a_touch_within_a_cookies_precision_is_current_and_nothing_else_is() {
+        let f = fixture("touch-current", None);
+        let stored = now_ms() + 3_600_000;
+        f.db.run_now(f.table, &set("a", "{}", stored)).expect("set");
+        assert!(f.db.touch_is_current(f.table, "a", stored).expect("check"));
+        assert!(f.db.touch_is_current(f.table, "a", stored + 999).expect("check"));
+        assert!(!f.db.touch_is_current(f.table, "a", stored + 1000).expect("check"), "a second later: written");
+        assert!(!f.db.touch_is_current(f.table, "a", stored - 1).expect("check"), "earlier: written");
+        assert!(!f.db.touch_is_current(f.table, "b", stored).expect("check"), "unknown session");
+        // Another connection's commit: unknown again until read or written here.
+        other(&f).execute("UPDATE Sessions SET expires = expires - 5000 WHERE id = 'a'", []).expect("update");
+        assert!(!f.db.touch_is_current(f.table, "a", stored).expect("check"));
+        // Short lifetimes keep exact touches: 1 % of what is left.
+        assert_eq!(touch_tolerance_ms(50_000), 500);
+        assert_eq!(touch_tolerance_ms(3_600_000), 1000);
+        assert_eq!(touch_tolerance_ms(-5), 0);
+        let soon = now_ms() + 2_000;
+        f.db.run_now(f.table, &set("c", "{}", soon)).expect("set");
+        assert!(!f.db.touch_is_current(f.table, "c", soon + 100).expect("check"), "100 ms > 1 % of 2 s");
+        f.db.run_now(f.table, &Op::Touch { sid: "c".into(), expires: soon + 10 }).expect("touch");
+        assert!(f.db.touch_is_current(f.table, "c", soon + 15).expect("check"));
     }
 }

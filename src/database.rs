@@ -55,6 +55,13 @@ struct Open {
 /// (SQLite's own auto-checkpoint default, moved off the writing threads).
 const CHECKPOINT_PAGES: i32 = 1000;
 
+/// How far below a touch's new expiry the stored one may be for the touch to be skipped:
+/// one second, the precision of a cookie's own expiry (`Expires` and `Max-Age` are whole
+/// seconds), but never more than 1 % of the time left, so short test TTLs stay exact.
+pub fn touch_tolerance_ms(remaining_ms: i64) -> i64 {
+    (remaining_ms / 100).clamp(0, 1000)
+}
+
 /// A table stores use, with what `sync_table` needs to create it again.
 struct OpenTable {
     table: Arc<Table>,
@@ -230,6 +237,16 @@ impl Database {
             Err(std::sync::TryLockError::Poisoned(poisoned)) => Ok(poisoned.into_inner()),
             Err(std::sync::TryLockError::WouldBlock) => Ok(lock(&open.read)),
         }
+    }
+
+    /// Whether a touch to `expires` would change nothing a client can tell: the session
+    /// is live and its stored expiry is already within `touch_tolerance_ms` below it.
+    /// Only known from the cache; false whenever in doubt.
+    pub fn touch_is_current(&self, table: u32, sid: &str, expires: i64) -> StoreResult<bool> {
+        let table = self.table(table)?;
+        let now = ops::now_ms();
+        let Some(stored) = self.open_parts()?.cache.live_expiry(table, sid, now) else { return Ok(false) };
+        Ok(expires >= stored && expires - stored < touch_tolerance_ms(expires - now))
     }
 
     /// Runs an operation on the calling thread. A lock held by another connection

@@ -286,6 +286,12 @@ impl NativeDatabase {
         self.db.get(table, &sid).map_err(to_js)
     }
 
+    /// Whether a touch to `expires` can be skipped (see Database::touch_is_current).
+    #[napi(catch_unwind)]
+    pub fn touch_is_current(&self, table: u32, sid: String, expires: i64) -> bool {
+        self.db.touch_is_current(table, &sid, expires).unwrap_or(false)
+    }
+
     /// When the live session was last written (epoch ms), or null when missing or expired.
     #[napi(catch_unwind)]
     pub fn last_write(&self, table: u32, sid: String) -> Result<Option<i64>, ErrorCode> {
