@@ -32,6 +32,8 @@ export interface DatabaseOptions {
   wal?: boolean
   /** Durability of commits: NORMAL (default with WAL) or FULL (survives power loss). */
   synchronous?: 'NORMAL' | 'FULL'
+  /** MiB of sessions kept in memory to answer reads without SQLite (WAL files); 0 turns it off. Default 64. */
+  cacheSize?: number
 }
 
 export interface StoreOptions {

@@ -103,3 +103,25 @@ test('a session changed by another process is read fresh at once (the read cache
   store.close()
   t.diagnostic(`${ROUNDS} rounds across 2 processes; ${cachedReads} of ${ROUNDS * 3} reads here from the cache`)
 })
+
+test('databaseOptions.cacheSize: 0 reads every session from SQLite; the default cache answers repeats; bad sizes are TypeErrors', async () => {
+  const file = tempDb()
+  const session = { cookie: { maxAge: 3_600_000 }, user: 'u' }
+  const uncached = new SQLiteStore(file, { databaseOptions: { cacheSize: 0 }, pruneInterval: false })
+  await uncached.set('s', session)
+  for (let i = 0; i < 3; i++) assert.equal((await uncached.get('s')).user, 'u')
+  assert.equal(await uncached.touch('s', session), 'OK')
+  const stats = await uncached.stats()
+  assert.equal(stats.cachedReads, 0)
+  assert.equal(stats.touchesSkipped, 0, 'without the cache the stored expiry is not known: written')
+  uncached.close()
+
+  const cached = new SQLiteStore(file, { pruneInterval: false })
+  for (let i = 0; i < 3; i++) assert.equal((await cached.get('s')).user, 'u')
+  assert.equal((await cached.stats()).cachedReads, 2, 'the first read filled the cache')
+  cached.close()
+
+  for (const cacheSize of [-1, 1.5, 65537, '64', null]) {
+    assert.throws(() => new SQLiteStore(tempDb(), { databaseOptions: { cacheSize } }), (error) => error instanceof TypeError && /cacheSize/.test(error.message), String(cacheSize))
+  }
+})

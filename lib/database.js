@@ -25,7 +25,7 @@ class Database {
 
   /**
    * @param {string | Buffer} database a file path, ":memory:", or a serialized database
-   * @param {object} [options] readonly, fileMustExist, timeout (ms), wal, synchronous
+   * @param {object} [options] readonly, fileMustExist, timeout (ms), wal, synchronous, cacheSize (MiB)
    */
   constructor(database, options) {
     const location = locationOf(database)
@@ -40,6 +40,7 @@ class Database {
         timeout: opts.timeout,
         wal: walForFile,
         synchronous: opts.synchronous,
+        cacheSize: opts.cacheSize,
       }),
     })
   }

@@ -69,7 +69,11 @@ const DATABASE_OPTIONS = {
   timeout: check.nonNegativeInteger,
   wal: check.boolean,
   synchronous: check.synchronous,
+  cacheSize: (value) => (Number.isSafeInteger(value) && value >= 0 && value <= 65536) || 'an integer number of MiB from 0 to 65536',
 }
+
+/** MiB of sessions the read cache keeps: 100,000 sessions of ~0.5 KB. */
+const DEFAULT_CACHE_MIB = 64
 
 const STORE_OPTIONS = {
   tableName: check.tableName,
@@ -133,6 +137,7 @@ function databaseOptions(input) {
     timeout: options.timeout ?? 5000,
     wal: options.wal ?? true,
     synchronous: options.synchronous,
+    cacheSize: options.cacheSize ?? DEFAULT_CACHE_MIB,
   }
 }
 

@@ -28,8 +28,9 @@ use rusqlite::Connection;
 
 use crate::ops::{Op, Outcome, Table, NO_LIFETIME_LIMIT_MS};
 
-/// Session bytes kept at most (ids and data). Past it, a quarter is dropped.
-pub const CAPACITY_BYTES: usize = 32 * 1024 * 1024;
+/// Session bytes kept at most by default (ids and data): 100,000 sessions of ~0.5 KB.
+/// Past the capacity, a quarter is dropped.
+pub const DEFAULT_CAPACITY_BYTES: usize = 64 * 1024 * 1024;
 
 /// Bookkeeping charged per entry on top of its strings.
 const ENTRY_OVERHEAD: usize = 64;
@@ -120,6 +121,7 @@ enum Change {
 
 #[derive(Default)]
 struct Inner {
+    capacity: usize,
     wal_index: Option<WalIndex>,
     /// The file cannot be written here: a touch must fail as the write would.
     read_only: bool,
@@ -163,7 +165,7 @@ impl Inner {
             }
         };
         self.bytes = self.bytes + added - removed;
-        if self.bytes > CAPACITY_BYTES {
+        if self.bytes > self.capacity {
             self.shrink();
         }
     }
@@ -178,7 +180,7 @@ impl Inner {
 
     /// Drops entries (in the maps' arbitrary order) down to three quarters of capacity.
     fn shrink(&mut self) {
-        let target = CAPACITY_BYTES / 4 * 3;
+        let target = self.capacity / 4 * 3;
         let mut bytes = self.bytes;
         for (_, map) in &mut self.tables {
             map.retain(|sid, entry| {
@@ -252,7 +254,6 @@ impl Section {
     }
 }
 
-#[derive(Default)]
 pub struct SessionCache {
     inner: Mutex<Inner>,
     /// Commits made by the write connection (its WAL hook counts them).
@@ -262,6 +263,15 @@ pub struct SessionCache {
 }
 
 impl SessionCache {
+    /// A cache of at most `capacity` bytes of session ids and data (0: it keeps nothing).
+    pub fn new(capacity: usize) -> SessionCache {
+        SessionCache {
+            inner: Mutex::new(Inner { capacity, ..Inner::default() }),
+            own_commits: AtomicU64::new(0),
+            hits: AtomicU64::new(0),
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -269,7 +279,7 @@ impl SessionCache {
     /// Starts serving from the database `conn` is open on, if it is a WAL file.
     pub fn attach(&self, conn: &Connection) {
         let mut inner = self.lock();
-        if inner.wal_index.is_none() {
+        if inner.wal_index.is_none() && inner.capacity > 0 {
             inner.wal_index = WalIndex::of(conn);
         }
         inner.read_only = conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(true);
@@ -604,12 +614,12 @@ mod tests {
     fn the_cache_stays_within_its_capacity() {
         let f = fixture("capacity", None);
         let data = format!("{{\"pad\":\"{}\"}}", "x".repeat(100_000));
-        for i in 0..(super::CAPACITY_BYTES / 100_000 + 50) {
+        for i in 0..(super::DEFAULT_CAPACITY_BYTES / 100_000 + 50) {
             f.db.run_now(f.table, &set(&format!("s{i}"), &data, far())).expect("set");
         }
         let open = f.db.cache_bytes();
-        assert!(open <= super::CAPACITY_BYTES, "{open} bytes cached");
-        assert!(open > super::CAPACITY_BYTES / 2, "{open} bytes cached");
+        assert!(open <= super::DEFAULT_CAPACITY_BYTES, "{open} bytes cached");
+        assert!(open > super::DEFAULT_CAPACITY_BYTES / 2, "{open} bytes cached");
     }
 }
 

@@ -100,7 +100,7 @@ impl Database {
         let checkpoint = upkeep.checkpoint_request();
         let wal_pages = Arc::new(AtomicI64::new(0));
         let hook_pages = Arc::clone(&wal_pages);
-        let cache = Arc::new(SessionCache::default());
+        let cache = Arc::new(SessionCache::new(options.session_cache_bytes));
         let hook_cache = Arc::clone(&cache);
         // Replaces SQLite's auto-checkpoint on the writing connection: the JS thread and
         // the writer thread only ask; the upkeep thread does the copying.

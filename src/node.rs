@@ -154,6 +154,8 @@ pub struct Counters {
 
 #[napi(object)]
 pub struct NativeOpenOptions {
+    /// MiB of sessions the read cache keeps (0: none).
+    pub cache_size: u32,
     pub readonly: bool,
     pub file_must_exist: bool,
     pub timeout: u32,
@@ -196,6 +198,7 @@ impl NativeDatabase {
             busy_timeout_ms: options.timeout,
             wal: options.wal,
             synchronous,
+            session_cache_bytes: options.cache_size as usize * 1024 * 1024,
         };
         let completions_fn: CompletionFn = on_complete
             .build_threadsafe_function::<Vec<Completion>>()

@@ -38,11 +38,20 @@ pub struct OpenOptions {
     pub busy_timeout_ms: u32,
     pub wal: bool,
     pub synchronous: Option<Synchronous>,
+    /// Most bytes of session ids and data the session cache keeps (0: no cache).
+    pub session_cache_bytes: usize,
 }
 
 impl Default for OpenOptions {
     fn default() -> Self {
-        OpenOptions { readonly: false, file_must_exist: false, busy_timeout_ms: 5000, wal: true, synchronous: None }
+        OpenOptions {
+            readonly: false,
+            file_must_exist: false,
+            busy_timeout_ms: 5000,
+            wal: true,
+            synchronous: None,
+            session_cache_bytes: crate::cache::DEFAULT_CAPACITY_BYTES,
+        }
     }
 }
 

@@ -189,7 +189,7 @@ mod tests {
             .expect("schema");
         let conn = crate::open::Conn { sqlite: conn, fail_fast: Arc::default() };
         let (tx, rx) = mpsc::channel();
-        let mut worker = Worker::start(Arc::new(Mutex::new(conn)), Arc::new(ChannelSink(Mutex::new(tx))), Arc::default(), Arc::default())
+        let mut worker = Worker::start(Arc::new(Mutex::new(conn)), Arc::new(ChannelSink(Mutex::new(tx))), Arc::default(), Arc::new(SessionCache::new(0)))
             .expect("start");
         let far = crate::ops::now_ms() + 60_000;
         for i in 0..1000u32 {
