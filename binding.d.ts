@@ -25,6 +25,8 @@ export declare class NativeDatabase {
   stopPruning(table: number): void
   /** The live session's JSON, or null. */
   get(table: number, sid: string): string | null
+  /** Whether a touch to `expires` can be skipped (see Database::touch_is_current). */
+  touchIsCurrent(table: number, sid: string, expires: number): boolean
   /** When the live session was last written (epoch ms), or null when missing or expired. */
   lastWrite(table: number, sid: string): number | null
   /** Runs an operation now on the JS thread; a lock held elsewhere throws SQLITE_BUSY at once. */
@@ -81,6 +83,8 @@ export interface NativeImportSource {
 }
 
 export interface NativeOpenOptions {
+  /** MiB of sessions the read cache keeps (0: none). */
+  cacheSize: number
   readonly: boolean
   fileMustExist: boolean
   timeout: number
