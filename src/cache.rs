@@ -22,11 +22,11 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{fence, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::Connection;
 
-use crate::ops::{Op, Outcome, Table, NO_LIFETIME_LIMIT_MS};
+use crate::ops::{Op, Outcome, Table};
 
 /// Session bytes kept at most by default (ids and data): 100,000 sessions of ~0.5 KB.
 /// Past the capacity, a quarter is dropped.
@@ -34,6 +34,11 @@ pub const DEFAULT_CAPACITY_BYTES: usize = 64 * 1024 * 1024;
 
 /// Bookkeeping charged per entry on top of its strings.
 const ENTRY_OVERHEAD: usize = 64;
+
+/// What an entry counts against the capacity.
+fn charge(sid: &str, data: &Option<String>) -> usize {
+    sid.len() + data.as_ref().map_or(0, String::len) + ENTRY_OVERHEAD
+}
 
 /// One copy of the wal-index header (the shared memory keeps two, 48 bytes each).
 type Header = [u8; 48];
@@ -111,12 +116,12 @@ struct Entry {
 
 /// What one committed operation did to the sessions the cache may hold.
 enum Change {
-    Put { table: String, sid: String, data: String, expires: i64 },
-    Expires { table: String, sid: String, expires: i64 },
-    Forget { table: String, sid: String },
+    Put { table: Arc<str>, sid: String, data: String, expires: i64 },
+    Expires { table: Arc<str>, sid: String, expires: i64 },
+    Forget { table: Arc<str>, sid: String },
     /// Deleted: known to be missing.
-    Gone { table: String, sid: String },
-    ForgetTable { table: String },
+    Gone { table: Arc<str>, sid: String },
+    ForgetTable { table: Arc<str> },
 }
 
 #[derive(Default)]
@@ -128,7 +133,7 @@ struct Inner {
     /// The header the entries are valid for; None: no entries.
     version: Option<Header>,
     /// Per table (lowercase name, as SQLite compares names), sid -> entry.
-    tables: Vec<(String, HashMap<String, Entry>)>,
+    tables: Vec<(Arc<str>, HashMap<String, Entry>)>,
     bytes: usize,
 }
 
@@ -139,23 +144,37 @@ impl Inner {
         self.bytes = 0;
     }
 
-    fn table_mut(&mut self, name: &str) -> &mut HashMap<String, Entry> {
+    /// The header as it is now, if it can be read.
+    fn current(&self) -> Option<Header> {
+        self.wal_index.as_ref().and_then(WalIndex::read)
+    }
+
+    /// A table's entry for `sid`, if the entries are valid for the database as it is now.
+    fn valid_entry(&self, table: &Table, sid: &str) -> Option<&Entry> {
+        if !table.cacheable() || self.version.is_none() || self.version != self.current() {
+            return None;
+        }
+        let (_, map) = self.tables.iter().find(|(n, _)| *n == table.cache_name)?;
+        map.get(sid)
+    }
+
+    fn table_mut(&mut self, name: &Arc<str>) -> &mut HashMap<String, Entry> {
         let index = match self.tables.iter().position(|(n, _)| n == name) {
             Some(index) => index,
             None => {
-                self.tables.push((name.to_owned(), HashMap::new()));
+                self.tables.push((Arc::clone(name), HashMap::new()));
                 self.tables.len() - 1
             }
         };
         &mut self.tables[index].1
     }
 
-    fn put(&mut self, table: &str, sid: &str, data: Option<String>, expires: i64) {
-        let added = sid.len() + data.as_ref().map_or(0, String::len) + ENTRY_OVERHEAD;
+    fn put(&mut self, table: &Arc<str>, sid: &str, data: Option<String>, expires: i64) {
+        let added = charge(sid, &data);
         let map = self.table_mut(table);
         let removed = match map.get_mut(sid) {
             Some(entry) => {
-                let old = sid.len() + entry.data.as_ref().map_or(0, String::len) + ENTRY_OVERHEAD;
+                let old = charge(sid, &entry.data);
                 *entry = Entry { data, expires };
                 old
             }
@@ -171,9 +190,9 @@ impl Inner {
     }
 
     fn forget(&mut self, table: &str, sid: &str) {
-        if let Some((_, map)) = self.tables.iter_mut().find(|(n, _)| n == table) {
+        if let Some((_, map)) = self.tables.iter_mut().find(|(n, _)| &**n == table) {
             if let Some(entry) = map.remove(sid) {
-                self.bytes -= sid.len() + entry.data.as_ref().map_or(0, String::len) + ENTRY_OVERHEAD;
+                self.bytes -= charge(sid, &entry.data);
             }
         }
     }
@@ -187,7 +206,7 @@ impl Inner {
                 if bytes <= target {
                     return true;
                 }
-                bytes -= sid.len() + entry.data.as_ref().map_or(0, String::len) + ENTRY_OVERHEAD;
+                bytes -= charge(sid, &entry.data);
                 false
             });
         }
@@ -209,11 +228,7 @@ impl Inner {
             Change::ForgetTable { table } => {
                 if let Some(index) = self.tables.iter().position(|(n, _)| *n == table) {
                     let (_, map) = self.tables.swap_remove(index);
-                    let freed: usize = map
-                        .iter()
-                        .map(|(sid, e)| sid.len() + e.data.as_ref().map_or(0, String::len) + ENTRY_OVERHEAD)
-                        .sum();
-                    self.bytes -= freed;
+                    self.bytes -= map.iter().map(|(sid, e)| charge(sid, &e.data)).sum::<usize>();
                 }
             }
         }
@@ -230,9 +245,9 @@ pub struct Section {
 impl Section {
     /// Records what a successful operation changed (reads change nothing).
     pub fn record(&mut self, table: &Table, op: &Op, outcome: &Outcome) {
-        let name = table.cache_name.clone();
+        let name = Arc::clone(&table.cache_name);
         // With a lifetime cap the stored expiry is SQL's MIN(...): forget rather than guess.
-        let exact = table.max_lifetime_ms == NO_LIFETIME_LIMIT_MS;
+        let exact = table.cacheable();
         let change = match op {
             Op::Set { sid, data, expires, .. } if exact => {
                 Change::Put { table: name, sid: sid.clone(), data: data.clone(), expires: *expires }
@@ -313,20 +328,11 @@ impl SessionCache {
         self.lock().bytes
     }
 
-    fn header(&self) -> Option<Header> {
-        self.lock().wal_index.as_ref().and_then(WalIndex::read)
-    }
-
     /// The session as the database holds it now, if known: Some(None) for "no live
     /// session", None when SQLite must be asked.
     pub fn lookup(&self, table: &Table, sid: &str, now: i64) -> Option<Option<String>> {
         let inner = self.lock();
-        let current = inner.wal_index.as_ref()?.read()?;
-        if inner.version != Some(current) {
-            return None;
-        }
-        let (_, map) = inner.tables.iter().find(|(n, _)| *n == table.cache_name)?;
-        let entry = map.get(sid)?;
+        let entry = inner.valid_entry(table, sid)?;
         let known = match &entry.data {
             Some(data) if entry.expires > now => Some(data.clone()),
             Some(_) => return None,
@@ -342,12 +348,7 @@ impl SessionCache {
         if inner.read_only {
             return None;
         }
-        let current = inner.wal_index.as_ref()?.read()?;
-        if inner.version != Some(current) || table.max_lifetime_ms != NO_LIFETIME_LIMIT_MS {
-            return None;
-        }
-        let (_, map) = inner.tables.iter().find(|(n, _)| *n == table.cache_name)?;
-        match map.get(sid)? {
+        match inner.valid_entry(table, sid)? {
             Entry { data: Some(_), expires } if *expires > now => Some(*expires),
             _ => None,
         }
@@ -355,20 +356,16 @@ impl SessionCache {
 
     /// Header before a read from SQLite, for `fill`.
     pub fn before_read(&self) -> Option<Header> {
-        self.header()
+        self.lock().current()
     }
 
     /// Keeps a session read from SQLite (data and stored expiry), when nobody committed
     /// around the read. Misses are not kept: ids that do not exist are as many as
     /// clients care to invent, and would push real sessions out.
     pub fn fill(&self, before: Option<Header>, table: &Table, sid: &str, found: Option<(&str, i64)>) {
-        if table.max_lifetime_ms != NO_LIFETIME_LIMIT_MS {
-            return;
-        }
-        let (Some(before), Some((data, expires))) = (before, found) else { return };
+        let (true, Some(before), Some((data, expires))) = (table.cacheable(), before, found) else { return };
         let mut inner = self.lock();
-        let Some(after) = inner.wal_index.as_ref().and_then(WalIndex::read) else { return };
-        if after != before {
+        if inner.current() != Some(before) {
             return;
         }
         match inner.version {
@@ -380,14 +377,14 @@ impl SessionCache {
     }
 
     pub fn begin(&self) -> Section {
-        Section { before: self.header(), commits_before: self.own_commits.load(Ordering::SeqCst), changes: Vec::new() }
+        Section { before: self.before_read(), commits_before: self.own_commits.load(Ordering::SeqCst), changes: Vec::new() }
     }
 
     /// Carries the cache over our own commits, or drops it if anyone else committed.
     pub fn finish(&self, section: Section) {
         let own = self.own_commits.load(Ordering::SeqCst).wrapping_sub(section.commits_before);
         let mut inner = self.lock();
-        let Some(after) = inner.wal_index.as_ref().and_then(WalIndex::read) else {
+        let Some(after) = inner.current() else {
             inner.clear();
             return;
         };

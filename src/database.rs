@@ -78,8 +78,10 @@ pub struct Database {
     tables: Vec<OpenTable>,
 }
 
-fn lock(conn: &SharedConn) -> MutexGuard<'_, Conn> {
-    conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+/// A poisoned lock is still usable: SQLite rolls back a half-done transaction itself,
+/// and the other guarded values are replaced whole.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Database {
@@ -266,7 +268,7 @@ impl Database {
             match alone.as_mut() {
                 Some(section) => section.record(table, op, outcome),
                 None => {
-                    if let Some(section) = open.section.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+                    if let Some(section) = lock(&open.section).as_mut() {
                         section.record(table, op, outcome);
                     }
                 }
@@ -290,7 +292,7 @@ impl Database {
         let result = conn.execute_batch("BEGIN IMMEDIATE");
         conn.fail_fast.store(false, Ordering::Relaxed);
         result?;
-        *open.section.lock().unwrap_or_else(|p| p.into_inner()) = Some(open.cache.begin());
+        *lock(&open.section) = Some(open.cache.begin());
         Ok(())
     }
 
@@ -305,7 +307,7 @@ impl Database {
     pub fn end_now(&self, commit: bool) -> StoreResult<()> {
         let open = self.open_parts()?;
         let conn = lock(&open.write);
-        let section = open.section.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let section = lock(&open.section).take();
         if conn.is_autocommit() {
             if let Some(section) = section {
                 open.cache.finish(section);
@@ -354,7 +356,7 @@ impl Database {
             Location::Memory(_) => BackupSource::Shared(Arc::clone(&open.write)),
         };
         let thread = backup::start(source, target, ticket, Arc::clone(&open.sink))?;
-        let mut backups = open.backups.lock().unwrap_or_else(|p| p.into_inner());
+        let mut backups = lock(&open.backups);
         backups.retain(|t| !t.is_finished());
         backups.push(thread);
         Ok(())

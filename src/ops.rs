@@ -18,7 +18,7 @@ pub struct Table {
     pub max_lifetime_ms: i64,
     /// The name as SQLite compares it (ASCII case folded): two handles on one table
     /// share their cached sessions.
-    pub cache_name: String,
+    pub cache_name: std::sync::Arc<str>,
 }
 
 impl Table {
@@ -30,8 +30,15 @@ impl Table {
         Table {
             sql: TableSql::with_extra_columns(name, extra),
             max_lifetime_ms: max_lifetime_ms.unwrap_or(NO_LIFETIME_LIMIT_MS),
-            cache_name: name.to_ascii_lowercase(),
+            cache_name: name.to_ascii_lowercase().into(),
         }
+    }
+
+    /// Whether the session cache may keep this table's sessions: with a lifetime cap
+    /// the stored expiry is computed in SQL (MIN of two values), so it is not known
+    /// from the write alone.
+    pub fn cacheable(&self) -> bool {
+        self.max_lifetime_ms == NO_LIFETIME_LIMIT_MS
     }
 }
 
