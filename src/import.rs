@@ -8,7 +8,7 @@
 use rusqlite::{Connection, OptionalExtension};
 
 use crate::error::{StoreError, StoreResult};
-use crate::sql::{quote_identifier, TableSql};
+use crate::sql::{quote_identifier, TableSql, EXPIRY_BUCKET_SHIFT};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SourceKind {
@@ -132,9 +132,10 @@ pub fn import(
     };
     let copied = conn.execute(
         &format!(
-            "INSERT OR IGNORE INTO {ours} (id, data, expires, created, touched) \
-             SELECT CAST({sid} AS TEXT), CAST({data} AS TEXT), COALESCE({expiry}, ?1 + ?2), {created}, 0 FROM {old} \
-             WHERE {sid} IS NOT NULL AND json_valid({data}) AND COALESCE({expiry}, ?1 + ?2) > ?1",
+            "INSERT OR IGNORE INTO {ours} (id, data, expires, created, touched, expiry_bucket) \
+             SELECT id, data, expires, created, 0, expires >> {EXPIRY_BUCKET_SHIFT} FROM \
+             (SELECT CAST({sid} AS TEXT) AS id, CAST({data} AS TEXT) AS data, COALESCE({expiry}, ?1 + ?2) AS expires, \
+             {created} AS created FROM {old} WHERE {sid} IS NOT NULL AND json_valid({data})) WHERE expires > ?1",
             ours = quote_identifier(&ours.table),
         ),
         [now_ms, default_ttl_ms],

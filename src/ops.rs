@@ -110,6 +110,12 @@ pub fn run(conn: &Connection, table: &Table, op: &Op, now: i64) -> StoreResult<O
         let mut stmt = conn.prepare_cached(text)?;
         Ok(Outcome::Count(stmt.execute(params)? as i64))
     };
+    // The common statement changes nothing when the expiry bucket would move (see
+    // `sql::EXPIRY_BUCKET_SHIFT`); the second one then does the same and moves it.
+    let changed_else = |common: &str, moving_bucket: &str, params: &[&dyn rusqlite::ToSql]| match changed(common, params)? {
+        Outcome::Count(0) => changed(moving_bucket, params),
+        done => Ok(done),
+    };
     match op {
         Op::Set { sid, data, expires, user_key, extras } => {
             if extras.len() != sql.extra_columns.len() {
@@ -117,9 +123,11 @@ pub fn run(conn: &Connection, table: &Table, op: &Op, now: i64) -> StoreResult<O
             }
             let mut params: Vec<&dyn rusqlite::ToSql> = vec![sid, data, expires, &now, &table.max_lifetime_ms, user_key];
             params.extend(extras.iter().map(|v| v as &dyn rusqlite::ToSql));
-            changed(&sql.upsert, &params)
+            changed_else(&sql.upsert, &sql.upsert_moving_bucket, &params)
         }
-        Op::Touch { sid, expires } => changed(&sql.touch, &[sid, expires, &now, &table.max_lifetime_ms]),
+        Op::Touch { sid, expires } => {
+            changed_else(&sql.touch, &sql.touch_moving_bucket, &[sid, expires, &now, &table.max_lifetime_ms])
+        }
         Op::Destroy { sid } => changed(&sql.destroy, &[sid]),
         Op::Clear => changed(&sql.clear, &[]),
         Op::Length => {
@@ -271,6 +279,45 @@ mod tests {
         assert_eq!(get(&conn, &table, "a", NOW + 50).expect("get"), Some("{\"x\":1}".into()));
         assert_eq!(touch(NOW + 1000, NOW + 100), Outcome::Count(0), "expired: not revived");
         assert_eq!(get(&conn, &table, "a", NOW + 101).expect("get"), None);
+    }
+
+    /// Every write leaves `expiry_bucket` equal to `expires >> 20`, whether it kept the
+    /// bucket (the common statement) or moved it (the second one), with and without a
+    /// lifetime cap, and for a row an older version left at bucket 0.
+    #[test]
+    fn writes_keep_the_expiry_bucket_of_their_expiry() {
+        use crate::sql::EXPIRY_BUCKET_SHIFT;
+        let bucket = 1i64 << EXPIRY_BUCKET_SHIFT;
+        for lifetime in [None, Some(3 * bucket)] {
+            let (conn, table) = setup(lifetime);
+            let stored = |sid: &str| -> (i64, i64) {
+                conn.query_row("SELECT expires, expiry_bucket FROM Sessions WHERE id = ?1", [sid], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .expect("row")
+            };
+            let check = |sid: &str, expected_expires: i64, what: &str| {
+                let (expires, expiry_bucket) = stored(sid);
+                assert_eq!(expires, expected_expires, "{what}: expires ({lifetime:?})");
+                assert_eq!(expiry_bucket, expires >> EXPIRY_BUCKET_SHIFT, "{what}: bucket ({lifetime:?})");
+            };
+            let touch = |expires, now| run(&conn, &table, &Op::Touch { sid: "a".into(), expires }, now).expect("touch");
+            assert_eq!(run(&conn, &table, &set("a", "{}", NOW + 10), NOW).expect("new"), Outcome::Count(1));
+            check("a", NOW + 10, "new");
+            assert_eq!(run(&conn, &table, &set("a", "{}", NOW + 20), NOW).expect("same bucket"), Outcome::Count(1));
+            check("a", NOW + 20, "overwrite, same bucket");
+            assert_eq!(run(&conn, &table, &set("a", "{}", NOW + bucket + 20), NOW).expect("next"), Outcome::Count(1));
+            check("a", NOW + bucket + 20, "overwrite, next bucket");
+            assert_eq!(touch(NOW + bucket + 30, NOW + 1), Outcome::Count(1));
+            check("a", NOW + bucket + 30, "touch, same bucket");
+            assert_eq!(touch(NOW + 2 * bucket + 30, NOW + 2), Outcome::Count(1));
+            check("a", NOW + 2 * bucket + 30, "touch, next bucket");
+            conn.execute("UPDATE Sessions SET expiry_bucket = 0", []).expect("as an older version left it");
+            assert_eq!(touch(NOW + 2 * bucket + 40, NOW + 3), Outcome::Count(1));
+            check("a", NOW + 2 * bucket + 40, "touch of a row at bucket 0");
+            let capped = lifetime.map_or(NOW + 5 * bucket, |l| NOW + l);
+            assert_eq!(run(&conn, &table, &set("a", "{}", NOW + 5 * bucket), NOW + 4).expect("far"), Outcome::Count(1));
+            check("a", capped, "overwrite, capped by the lifetime when there is one");
+            assert_eq!(touch(NOW + 9 * bucket, NOW + 6 * bucket), Outcome::Count(0), "missing or expired: nothing written");
+        }
     }
 
     #[test]

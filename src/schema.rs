@@ -7,7 +7,7 @@
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 use crate::error::{StoreError, StoreResult};
-use crate::sql::{quote_identifier, TableSql};
+use crate::sql::{quote_identifier, TableSql, EXPIRY_BUCKET_SHIFT};
 
 #[derive(Debug, Clone)]
 pub struct SchemaOptions {
@@ -40,7 +40,7 @@ fn column_names(conn: &Connection, table: &str) -> StoreResult<Vec<String>> {
 /// The columns a table lacks, in the order they are added: the store's own, then the
 /// user's extra columns.
 fn missing_columns(columns: &[String], sql: &TableSql) -> Vec<String> {
-    ["expires", "created", "touched", "user_key"]
+    ["expires", "created", "touched", "user_key", "expiry_bucket"]
         .into_iter()
         .map(str::to_string)
         .chain(sql.extra_columns.iter().map(|c| c.name.clone()))
@@ -95,7 +95,7 @@ fn check_key_columns(conn: &Connection, table: &str) -> StoreResult<()> {
 
 fn ensure_indexes(conn: &Connection, sql: &TableSql) -> StoreResult<()> {
     conn.execute_batch(&sql.create_expires_index)?;
-    conn.execute_batch(&sql.drop_old_expires_index)?;
+    conn.execute_batch(&sql.drop_old_expires_indexes)?;
     conn.execute_batch(&sql.create_user_index)?;
     Ok(())
 }
@@ -124,6 +124,10 @@ fn add_missing_columns(conn: &Connection, sql: &TableSql, options: &SchemaOption
             // Zero: the last write is unknown, so the first touch writes.
             "touched" => conn.execute_batch(&format!("ALTER TABLE {t} ADD COLUMN touched INTEGER NOT NULL DEFAULT 0"))?,
             "user_key" => conn.execute_batch(&format!("ALTER TABLE {t} ADD COLUMN user_key TEXT"))?,
+            "expiry_bucket" => {
+                conn.execute_batch(&format!("ALTER TABLE {t} ADD COLUMN expiry_bucket INTEGER NOT NULL DEFAULT 0"))?;
+                conn.execute_batch(&format!("UPDATE {t} SET expiry_bucket = expires >> {EXPIRY_BUCKET_SHIFT}"))?;
+            }
             extra => {
                 let sql_type = sql.extra_columns.iter().find(|c| c.name == extra).map_or("TEXT", |c| &c.sql_type);
                 conn.execute_batch(&format!("ALTER TABLE {t} ADD COLUMN {} {sql_type}", quote_identifier(extra)))?;
@@ -151,7 +155,7 @@ mod tests {
         ensure_table(&mut conn, &sql, &options()).expect("first");
         ensure_table(&mut conn, &sql, &options()).expect("second");
         let columns = column_names(&conn, "Sessions").expect("columns");
-        assert_eq!(columns, ["id", "data", "expires", "created", "touched", "user_key"]);
+        assert_eq!(columns, ["id", "data", "expires", "created", "touched", "user_key", "expiry_bucket"]);
         let indexes: i64 = conn
             .query_row("SELECT COUNT(*) FROM sqlite_master WHERE type='index' AND tbl_name='Sessions' AND sql IS NOT NULL", [], |r| r.get(0))
             .expect("indexes");
@@ -172,7 +176,39 @@ mod tests {
             .expect("query")
             .collect::<Result<_, _>>()
             .expect("names");
-        assert_eq!(names, ["Sessions.expiry_bucket", "Sessions.user_key"]);
+        assert_eq!(names, ["Sessions.expiry", "Sessions.user_key"]);
+    }
+
+    /// A table of the previous version: no `expiry_bucket` column, an index on
+    /// `expires >> 20`. Opening adds and fills the column and swaps the index.
+    #[test]
+    fn moves_the_expression_index_of_the_previous_version_to_a_column() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        conn.execute_batch(
+            "CREATE TABLE Sessions (id TEXT PRIMARY KEY NOT NULL, data TEXT NOT NULL, expires INTEGER NOT NULL, \
+             created INTEGER NOT NULL, touched INTEGER NOT NULL, user_key TEXT);
+             CREATE INDEX \"Sessions.expiry_bucket\" ON Sessions ((expires >> 20));
+             INSERT INTO Sessions VALUES ('a', '{}', 1800000000000, 0, 0, NULL), ('b', '{}', 1900000000000, 0, 0, 'u');",
+        )
+        .expect("previous version");
+        ensure_table(&mut conn, &TableSql::new("Sessions"), &options()).expect("open");
+        let buckets: Vec<(i64, i64)> = conn
+            .prepare("SELECT expires, expiry_bucket FROM Sessions ORDER BY id")
+            .expect("prepare")
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert_eq!(buckets, [(1_800_000_000_000, 1_800_000_000_000 >> EXPIRY_BUCKET_SHIFT), (1_900_000_000_000, 1_900_000_000_000 >> EXPIRY_BUCKET_SHIFT)]);
+        let indexes: Vec<String> = conn
+            .prepare("SELECT sql FROM sqlite_master WHERE type='index' AND sql IS NOT NULL ORDER BY name")
+            .expect("prepare")
+            .query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("indexes");
+        assert_eq!(indexes.len(), 2, "{indexes:?}");
+        assert!(indexes[0].contains("\"Sessions.expiry\" ON \"Sessions\" (expiry_bucket)"), "{indexes:?}");
     }
 
     #[test]
