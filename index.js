@@ -262,7 +262,9 @@ class SQLiteStore extends Store {
   }
 
   length(callback) {
-    return callbackOrPromise(callback, (done) => this.#bulk(done, Op.LENGTH, (count) => count))
+    return callbackOrPromise(callback, (done) => {
+      if (this.#usable(done)) this.#core.count(done, this.#table, Op.LENGTH)
+    })
   }
 
   clear(callback) {
@@ -307,12 +309,13 @@ class SQLiteStore extends Store {
   stats(callback) {
     return callbackOrPromise(callback, (done) => {
       if (!this.#usable(done)) return
-      // One count after the other: queued together they would reach the writer thread
-      // as one batch, which it runs in a write transaction, and under another process's
-      // write lock that waits for the whole busy timeout. Alone, a read takes no lock.
-      this.#core.queue((error, sessions) => {
+      // One count after the other: queued together (behind writes) they would reach the
+      // writer thread as one batch, which it runs in a write transaction, and under
+      // another process's write lock that waits for the whole busy timeout. Alone, a
+      // read takes no lock.
+      this.#core.count((error, sessions) => {
         if (error) return done(error)
-        this.#core.queue((error, expired) => {
+        this.#core.count((error, expired) => {
           if (error) return done(error)
           let counters
           try {

@@ -105,6 +105,29 @@ test('callbacks are never called before the method returns, and exactly once', a
   assert.equal(calls.length, 18)
 })
 
+test('length and stats count every write issued before them, whichever thread runs them', async () => {
+  const store = new SQLiteStore(tempDb())
+  // Nothing outstanding: counted here and now.
+  assert.equal(await store.length(), 0)
+  // A write of this turn not yet committed, then a count in the same turn.
+  store.set('a', sessionFor(1))
+  assert.equal(await store.length(), 1)
+  store.destroy('a')
+  assert.equal((await store.stats()).sessions, 0)
+  // More writes than this thread commits in one turn: they go to the writer thread,
+  // and the count queues behind them.
+  const writes = Array.from({ length: 300 }, (_, i) => store.set(`w${i}`, sessionFor(i)))
+  const counted = store.length()
+  const stats = store.stats()
+  await Promise.all(writes)
+  assert.equal(await counted, 300)
+  assert.equal((await stats).sessions, 300)
+  // A write answered before the count: counted here and now again.
+  await store.destroy('w0')
+  assert.equal(await store.length(), 299)
+  store.close()
+})
+
 test('writes issued together are all committed and all answered (group commit path)', async () => {
   const file = tempDb()
   const store = new SQLiteStore(file)

@@ -232,7 +232,18 @@ class Core {
     this.#queueJobs(jobs)
   }
 
-  /** Work for the writer thread (bulk reads always go there, in order with writes). */
+  /**
+   * A count of rows (length, expired): here and now when no write of this process is
+   * pending or queued, so it sees every write issued before it without the trip to the
+   * writer thread and back (~60 µs, most of a count's cost); else behind those writes.
+   */
+  count(done, table, op) {
+    if (this.#closed) return this.defer(done, closedError())
+    if (this.#queued.size > 0 || this.#pending.length > 0) return this.queue(done, table, op)
+    this.#runAlone([done, table, op, null, null, null, null, undefined], 0)
+  }
+
+  /** Work for the writer thread (the other bulk reads always go there, in order with writes). */
   queue(done, table, op, sid, data, expires, key, extras) {
     this.#send(done, (ticket) => this.#native.submit(ticket, table, op, sid, data, expires, key, extras))
   }
