@@ -144,6 +144,13 @@ mod tests {
     const NOW: i64 = 1_800_000_000_000;
     const DAY: i64 = 86_400_000;
 
+    /// The first column of every row of `query`, as text.
+    fn texts(conn: &Connection, query: &str) -> Vec<String> {
+        let mut stmt = conn.prepare(query).expect("prepare");
+        let rows = stmt.query_map([], |r| r.get(0)).expect("query");
+        rows.collect::<Result<_, _>>().expect("rows")
+    }
+
     fn options() -> SchemaOptions {
         SchemaOptions { create_table: true, default_ttl_ms: DAY, now_ms: NOW, import: None }
     }
@@ -169,13 +176,7 @@ mod tests {
         conn.execute_batch(&sql.create_table).expect("table");
         conn.execute_batch("CREATE INDEX \"Sessions.expires\" ON Sessions (expires)").expect("old index");
         ensure_table(&mut conn, &sql, &options()).expect("open");
-        let names: Vec<String> = conn
-            .prepare("SELECT name FROM sqlite_master WHERE type='index' AND sql IS NOT NULL ORDER BY name")
-            .expect("prepare")
-            .query_map([], |r| r.get(0))
-            .expect("query")
-            .collect::<Result<_, _>>()
-            .expect("names");
+        let names = texts(&conn, "SELECT name FROM sqlite_master WHERE type='index' AND sql IS NOT NULL ORDER BY name");
         assert_eq!(names, ["Sessions.expiry", "Sessions.user_key"]);
     }
 
@@ -200,13 +201,7 @@ mod tests {
             .collect::<Result<_, _>>()
             .expect("rows");
         assert_eq!(buckets, [(1_800_000_000_000, 1_800_000_000_000 >> EXPIRY_BUCKET_SHIFT), (1_900_000_000_000, 1_900_000_000_000 >> EXPIRY_BUCKET_SHIFT)]);
-        let indexes: Vec<String> = conn
-            .prepare("SELECT sql FROM sqlite_master WHERE type='index' AND sql IS NOT NULL ORDER BY name")
-            .expect("prepare")
-            .query_map([], |r| r.get(0))
-            .expect("query")
-            .collect::<Result<_, _>>()
-            .expect("indexes");
+        let indexes = texts(&conn, "SELECT sql FROM sqlite_master WHERE type='index' AND sql IS NOT NULL ORDER BY name");
         assert_eq!(indexes.len(), 2, "{indexes:?}");
         assert!(indexes[0].contains("\"Sessions.expiry\" ON \"Sessions\" (expiry_bucket)"), "{indexes:?}");
     }
