@@ -309,10 +309,7 @@ class SQLiteStore extends Store {
   stats(callback) {
     return callbackOrPromise(callback, (done) => {
       if (!this.#usable(done)) return
-      // One count after the other: queued together (behind writes) they would reach the
-      // writer thread as one batch, which it runs in a write transaction, and under
-      // another process's write lock that waits for the whole busy timeout. Alone, a
-      // read takes no lock.
+      // Both counts see every write issued before this call (see Core#count).
       this.#core.count((error, sessions) => {
         if (error) return done(error)
         this.#core.count((error, expired) => {

@@ -59,6 +59,13 @@ pub enum Op {
     CountExpired,
 }
 
+impl Op {
+    /// Whether the operation changes rows; the others only read and need no write lock.
+    pub fn writes(&self) -> bool {
+        !matches!(self, Op::Length | Op::Ids | Op::All | Op::IdsByUser { .. } | Op::CountExpired)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     /// Rows changed or counted.
@@ -218,7 +225,14 @@ pub fn run_batch(conn: &mut Connection, jobs: &[Job]) -> Vec<StoreResult<Outcome
 }
 
 fn run_in_one_transaction(conn: &mut Connection, jobs: &[Job], now: i64) -> StoreResult<Vec<Outcome>> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    // Reads alone share one snapshot without asking for the write lock, so another
+    // process's write transaction never makes them wait.
+    let behavior = if jobs.iter().any(|job| job.op.writes()) {
+        TransactionBehavior::Immediate
+    } else {
+        TransactionBehavior::Deferred
+    };
+    let tx = conn.transaction_with_behavior(behavior)?;
     let outcomes = jobs.iter().map(|job| run(&tx, &job.table, &job.op, now)).collect::<StoreResult<Vec<_>>>()?;
     tx.commit()?;
     Ok(outcomes)
@@ -358,6 +372,45 @@ mod tests {
         assert_eq!(results[0], Ok(Outcome::Count(1)));
         assert_eq!(results[1].as_ref().unwrap_err().code, "SQLITE_ERROR");
         assert_eq!(results[2], Ok(Outcome::Count(1)));
+    }
+
+    /// A batch of reads alone never asks for the write lock: another connection's open
+    /// write transaction does not make it wait (its busy handler is never called).
+    #[test]
+    fn a_batch_of_reads_does_not_ask_for_the_write_lock() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static BUSY_CALLS: AtomicUsize = AtomicUsize::new(0);
+        fn count_and_give_up(_: i32) -> bool {
+            BUSY_CALLS.fetch_add(1, Ordering::SeqCst);
+            false
+        }
+        let dir = std::env::temp_dir().join(format!("esn-ops-reads-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("s.db");
+        let mut ours = Connection::open(&path).expect("open");
+        ours.execute_batch("PRAGMA journal_mode = WAL").expect("wal");
+        let table = Arc::new(Table::new("Sessions", None));
+        ensure_table(&mut ours, &table.sql, &SchemaOptions { create_table: true, default_ttl_ms: 1000, now_ms: NOW, import: None })
+            .expect("schema");
+        run(&ours, &table, &set("a", "{}", i64::MAX), NOW).expect("set");
+        let other = Connection::open(&path).expect("other");
+        other.execute_batch("BEGIN IMMEDIATE; DELETE FROM Sessions;").expect("other holds the write lock");
+        ours.busy_handler(Some(count_and_give_up)).expect("handler");
+        let reads = [Op::Length, Op::Ids, Op::CountExpired];
+        let jobs: Vec<Job> = reads.into_iter().map(|op| Job { ticket: 0, table: table.clone(), op }).collect();
+        let results = run_batch(&mut ours, &jobs);
+        assert_eq!(results, [Ok(Outcome::Count(1)), Ok(Outcome::Strings(vec!["a".into()])), Ok(Outcome::Count(0))]);
+        assert_eq!(BUSY_CALLS.load(Ordering::SeqCst), 0, "the reads waited for the write lock");
+        // A batch with a write in it does ask (and here, told to give up, falls back to
+        // running each job alone: the read succeeds, the write fails with SQLITE_BUSY).
+        let mixed = [Job { ticket: 0, table: table.clone(), op: Op::Length }, Job { ticket: 0, table: table.clone(), op: set("b", "{}", i64::MAX) }];
+        let results = run_batch(&mut ours, &mixed);
+        assert_eq!(results[0], Ok(Outcome::Count(1)));
+        assert_eq!(results[1].as_ref().unwrap_err().code, "SQLITE_BUSY");
+        assert!(BUSY_CALLS.load(Ordering::SeqCst) > 0);
+        other.execute_batch("ROLLBACK").expect("rollback");
+        drop((ours, other));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
