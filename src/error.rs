@@ -43,7 +43,7 @@ impl From<rusqlite::Error> for StoreError {
             rusqlite::Error::SqliteFailure(failure, message) => {
                 let code = primary_code_name(failure.extended_code);
                 let message = message.unwrap_or_else(|| error_string(failure.extended_code));
-                StoreError::new(code, message)
+                StoreError::new(code, with_cause(message, failure.extended_code))
             }
             rusqlite::Error::SqlInputError { error, msg, .. } => {
                 StoreError::new(primary_code_name(error.extended_code), msg)
@@ -90,6 +90,26 @@ fn error_string(code: i32) -> String {
     }
 }
 
+/// SQLite's message for these says what failed, not why ("attempt to write a readonly
+/// database" when the file itself is writable): the extended code knows the cause.
+fn with_cause(message: String, extended_code: i32) -> String {
+    let cause = match extended_code {
+        ffi::SQLITE_READONLY_DIRECTORY => {
+            "SQLITE_READONLY_DIRECTORY: the directory holding the database cannot be written, so SQLite \
+             cannot create the -wal, -shm or -journal file it needs beside the database"
+        }
+        ffi::SQLITE_READONLY_CANTINIT => {
+            "SQLITE_READONLY_CANTINIT: the WAL's shared-memory file (-shm) cannot be set up by this process"
+        }
+        ffi::SQLITE_READONLY_RECOVERY => {
+            "SQLITE_READONLY_RECOVERY: the WAL must be recovered, which needs a process that can write the files"
+        }
+        ffi::SQLITE_CANTOPEN_ISDIR => "SQLITE_CANTOPEN_ISDIR: the path is a directory",
+        _ => return message,
+    };
+    format!("{message} ({cause})")
+}
+
 /// The name of SQLite's primary result code (the low byte of an extended code).
 pub fn primary_code_name(extended_code: i32) -> &'static str {
     match extended_code & 0xff {
@@ -132,6 +152,19 @@ mod tests {
         assert_eq!(primary_code_name(ffi::SQLITE_BUSY_SNAPSHOT), "SQLITE_BUSY");
         assert_eq!(primary_code_name(ffi::SQLITE_READONLY_DBMOVED), "SQLITE_READONLY");
         assert_eq!(primary_code_name(ffi::SQLITE_NOTADB), "SQLITE_NOTADB");
+    }
+
+    #[test]
+    fn a_read_only_directory_is_named_as_the_cause() {
+        let failure = rusqlite::ffi::Error::new(ffi::SQLITE_READONLY_DIRECTORY);
+        let err: StoreError =
+            rusqlite::Error::SqliteFailure(failure, Some("attempt to write a readonly database".into())).into();
+        assert_eq!(err.code, "SQLITE_READONLY");
+        assert!(err.message.starts_with("attempt to write a readonly database ("), "{}", err.message);
+        assert!(err.message.contains("directory holding the database cannot be written"), "{}", err.message);
+        let plain: StoreError =
+            rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(ffi::SQLITE_READONLY), Some("read only".into())).into();
+        assert_eq!(plain.message, "read only");
     }
 
     #[test]
