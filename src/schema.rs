@@ -53,7 +53,11 @@ pub fn ensure_table(conn: &mut Connection, sql: &TableSql, options: &SchemaOptio
     if let (Some(source), true) = (&options.import, options.create_table) {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         crate::import::import(&tx, source, sql, options.now_ms, options.default_ttl_ms, |c| {
-            Ok(c.execute_batch(&sql.create_table)?)
+            c.execute_batch(&sql.create_table)?;
+            // Our table may be one of an earlier version: it gets every column the
+            // import writes before the rows go in.
+            check_key_columns(c, &sql.table)?;
+            add_missing_columns(c, sql, options)
         })?;
         tx.commit()?;
     }
@@ -204,6 +208,25 @@ mod tests {
         let indexes = texts(&conn, "SELECT sql FROM sqlite_master WHERE type='index' AND sql IS NOT NULL ORDER BY name");
         assert_eq!(indexes.len(), 2, "{indexes:?}");
         assert!(indexes[0].contains("\"Sessions.expiry\" ON \"Sessions\" (expiry_bucket)"), "{indexes:?}");
+    }
+
+    /// importFrom on a file whose own table is of the previous version (no
+    /// `expiry_bucket`): the table is brought up to date before the rows are copied.
+    #[test]
+    fn imports_into_a_table_of_the_previous_version() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        conn.execute_batch(
+            "CREATE TABLE Store (id TEXT PRIMARY KEY NOT NULL, data TEXT NOT NULL, expires INTEGER NOT NULL, \
+             created INTEGER NOT NULL, touched INTEGER NOT NULL, user_key TEXT);
+             INSERT INTO Store VALUES ('ours', '{\"cookie\":{}}', 1900000000000, 0, 0, NULL);
+             CREATE TABLE sessions (sid varchar(255) PRIMARY KEY, sess json NOT NULL, expired datetime NOT NULL);
+             INSERT INTO sessions VALUES ('theirs', '{\"cookie\":{}}', 1800000100000);",
+        )
+        .expect("previous version and a knex table");
+        let source = crate::import::ImportSource::new(crate::import::SourceKind::Knex, None, None);
+        ensure_table(&mut conn, &TableSql::new("Store"), &SchemaOptions { import: Some(source), ..options() }).expect("open");
+        let rows = texts(&conn, "SELECT id || ' ' || (expiry_bucket = expires >> 20) FROM Store ORDER BY id");
+        assert_eq!(rows, ["ours 1", "theirs 1"]);
     }
 
     #[test]

@@ -36,9 +36,12 @@ pub struct ExtraColumn {
 ///
 /// Every query compares `expires` itself; the bucket only narrows the range, which is
 /// safe as long as no row's bucket is later than its expiry's (`expires <= now` then
-/// implies `expiry_bucket <= bucket(now)`). Rows written by something that leaves the
+/// implies `expiry_bucket <= bucket(now)`). Rows inserted by something that leaves the
 /// column at its default (0: an older version of this store, another program) are
-/// therefore still found.
+/// therefore still found. An older version that updates a row leaves its bucket as it
+/// was: if it shortens the expiry by more than a bucket, the row is counted by `length`
+/// and left by prune until that bucket passes or this version writes the row again
+/// (`get` never returns it). Only while both versions write one file.
 pub const EXPIRY_BUCKET_SHIFT: u32 = 20;
 
 pub const BUILT_IN_COLUMNS: [&str; 7] = ["id", "data", "expires", "created", "touched", "user_key", "expiry_bucket"];
