@@ -136,7 +136,7 @@ fn copy_to(source: &BackupSource, path: &Path) -> StoreResult<i64> {
 /// before releasing it), so the image is a committed state. The lock is released
 /// before the image is written anywhere.
 fn serialize(shared: &SharedConn) -> StoreResult<Result<OwnedData, Vec<u8>>> {
-    let mut guard = shared.lock().unwrap_or_else(|p| p.into_inner());
+    let mut guard = crate::lock(shared);
     let image = match guard.serialize(rusqlite::MAIN_DB)? {
         // A private in-memory database: SQLite made the copy.
         Data::Owned(owned) => Ok(owned),
@@ -224,7 +224,7 @@ mod tests {
     struct ChannelSink(Mutex<mpsc::Sender<Vec<Completion>>>);
     impl CompletionSink for ChannelSink {
         fn deliver(&self, completions: Vec<Completion>) {
-            let _ = self.0.lock().unwrap_or_else(|p| p.into_inner()).send(completions);
+            let _ = crate::lock(&self.0).send(completions);
         }
     }
 

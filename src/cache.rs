@@ -288,7 +288,7 @@ impl SessionCache {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::lock(&self.inner)
     }
 
     /// Starts serving from the database `conn` is open on, if it is a WAL file.

@@ -19,7 +19,7 @@ use crate::ops::{self, Job, Op, Outcome, Table};
 use crate::schema::{ensure_table, SchemaOptions};
 use crate::upkeep::{PruneStats, Upkeep};
 use crate::worker::{CompletionSink, Worker};
-use crate::SharedConn;
+use crate::{lock, SharedConn};
 
 pub struct TableOptions {
     pub name: String,
@@ -76,12 +76,6 @@ pub struct Database {
     prune_stats: Arc<PruneStats>,
     open: Option<Open>,
     tables: Vec<OpenTable>,
-}
-
-/// A poisoned lock is still usable: SQLite rolls back a half-done transaction itself,
-/// and the other guarded values are replaced whole.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Database {
@@ -169,12 +163,8 @@ impl Database {
             now_ms: ops::now_ms(),
             import: options.import.clone(),
         };
+        self.prepare_table(&table.sql, &schema)?;
         let open = self.open_parts()?;
-        {
-            let mut conn = lock(&open.write);
-            ensure_table(&mut conn, &table.sql, &schema)?;
-            open.cache.attach(&conn);
-        }
         if let (Some(interval), false) = (options.prune_interval, self.options.readonly) {
             open.upkeep.schedule(Arc::clone(&table), interval);
         }
@@ -193,9 +183,15 @@ impl Database {
             now_ms: ops::now_ms(),
             import: entry.import.clone(),
         };
+        self.prepare_table(&entry.table.sql, &schema)
+    }
+
+    /// Creates or brings a table up to date on the write connection, then lets the
+    /// session cache find the file's shared memory (known once the file is set up).
+    fn prepare_table(&self, sql: &crate::sql::TableSql, schema: &SchemaOptions) -> StoreResult<()> {
         let open = self.open_parts()?;
         let mut conn = lock(&open.write);
-        ensure_table(&mut conn, &entry.table.sql, &schema)?;
+        ensure_table(&mut conn, sql, schema)?;
         open.cache.attach(&conn);
         Ok(())
     }

@@ -13,6 +13,13 @@ pub mod sql;
 pub mod upkeep;
 pub mod worker;
 
+/// Locks a mutex even when a panic on another thread poisoned it. Every value the crate
+/// guards stays usable: SQLite rolls back a half-done transaction itself, and queues,
+/// caches and handles are changed whole under the lock.
+pub fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// A connection that more than one thread may use, one at a time.
 pub type SharedConn = std::sync::Arc<std::sync::Mutex<open::Conn>>;
 pub mod node;

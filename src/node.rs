@@ -62,7 +62,7 @@ struct JsSink(SharedCompletionFn);
 
 impl CompletionSink for JsSink {
     fn deliver(&self, completions: Vec<Completion>) {
-        let completions_fn = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let completions_fn = crate::lock(&self.0);
         if let Some(function) = completions_fn.as_ref() {
             // Non-blocking: the queue is unbounded, so this never waits on the JS thread.
             function.call(completions, ThreadsafeFunctionCallMode::NonBlocking);
@@ -358,7 +358,7 @@ impl NativeDatabase {
     #[napi(catch_unwind)]
     #[allow(deprecated)]
     pub fn keep_alive(&mut self, env: Env, active: bool) -> Result<(), ErrorCode> {
-        let mut completions = self.completions.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut completions = crate::lock(&self.completions);
         let Some(completions) = completions.as_mut() else { return Ok(()) };
         let result = if active { completions.refer(&env) } else { completions.unref(&env) };
         result.map_err(|e| to_js(StoreError::new("ERR_INTERNAL", e.reason.clone())))
@@ -403,7 +403,7 @@ impl NativeDatabase {
         let result = self.db.close().map_err(to_js);
         // Every thread that could deliver has stopped; what they delivered is queued in
         // the thread-safe function and still reaches JS after it is released.
-        self.completions.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+        crate::lock(&self.completions).take();
         result
     }
 }

@@ -155,6 +155,14 @@ mod tests {
         rows.collect::<Result<_, _>>().expect("rows")
     }
 
+    /// The sessions table as the previous version made it: no `expiry_bucket` column.
+    fn previous_version_table(name: &str) -> String {
+        format!(
+            "CREATE TABLE {name} (id TEXT PRIMARY KEY NOT NULL, data TEXT NOT NULL, expires INTEGER NOT NULL, \
+             created INTEGER NOT NULL, touched INTEGER NOT NULL, user_key TEXT)"
+        )
+    }
+
     fn options() -> SchemaOptions {
         SchemaOptions { create_table: true, default_ttl_ms: DAY, now_ms: NOW, import: None }
     }
@@ -189,13 +197,12 @@ mod tests {
     #[test]
     fn moves_the_expression_index_of_the_previous_version_to_a_column() {
         let mut conn = Connection::open_in_memory().expect("open");
+        conn.execute_batch(&previous_version_table("Sessions")).expect("previous version");
         conn.execute_batch(
-            "CREATE TABLE Sessions (id TEXT PRIMARY KEY NOT NULL, data TEXT NOT NULL, expires INTEGER NOT NULL, \
-             created INTEGER NOT NULL, touched INTEGER NOT NULL, user_key TEXT);
-             CREATE INDEX \"Sessions.expiry_bucket\" ON Sessions ((expires >> 20));
+            "CREATE INDEX \"Sessions.expiry_bucket\" ON Sessions ((expires >> 20));
              INSERT INTO Sessions VALUES ('a', '{}', 1800000000000, 0, 0, NULL), ('b', '{}', 1900000000000, 0, 0, 'u');",
         )
-        .expect("previous version");
+        .expect("its index and rows");
         ensure_table(&mut conn, &TableSql::new("Sessions"), &options()).expect("open");
         let buckets: Vec<(i64, i64)> = conn
             .prepare("SELECT expires, expiry_bucket FROM Sessions ORDER BY id")
@@ -215,10 +222,9 @@ mod tests {
     #[test]
     fn imports_into_a_table_of_the_previous_version() {
         let mut conn = Connection::open_in_memory().expect("open");
+        conn.execute_batch(&previous_version_table("Store")).expect("previous version");
         conn.execute_batch(
-            "CREATE TABLE Store (id TEXT PRIMARY KEY NOT NULL, data TEXT NOT NULL, expires INTEGER NOT NULL, \
-             created INTEGER NOT NULL, touched INTEGER NOT NULL, user_key TEXT);
-             INSERT INTO Store VALUES ('ours', '{\"cookie\":{}}', 1900000000000, 0, 0, NULL);
+            "INSERT INTO Store VALUES ('ours', '{\"cookie\":{}}', 1900000000000, 0, 0, NULL);
              CREATE TABLE sessions (sid varchar(255) PRIMARY KEY, sess json NOT NULL, expired datetime NOT NULL);
              INSERT INTO sessions VALUES ('theirs', '{\"cookie\":{}}', 1800000100000);",
         )

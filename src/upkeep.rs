@@ -6,7 +6,7 @@ use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,7 @@ use rusqlite::{Connection, OptionalExtension};
 use crate::error::{StoreError, StoreResult};
 use crate::ops::{self, Outcome, Table};
 use crate::worker::{Completion, CompletionSink};
-use crate::SharedConn;
+use crate::{lock, SharedConn};
 
 /// Rows deleted per transaction: short enough that other connections waiting for the
 /// write lock wait a few milliseconds at most.
@@ -74,10 +74,6 @@ impl CheckpointRequest {
 pub struct Upkeep {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn random_u64() -> u64 {

@@ -4,13 +4,13 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
 use crate::cache::SessionCache;
 use crate::error::{StoreError, StoreResult};
 use crate::ops::{run_batch, Job, Outcome};
-use crate::SharedConn;
+use crate::{lock, SharedConn};
 
 /// WAL pages past which the writer thread, between two batches, restarts the WAL with a
 /// RESTART checkpoint. A checkpoint from another thread cannot do it under sustained
@@ -47,12 +47,6 @@ struct Queue {
 pub struct Worker {
     queue: Arc<(Mutex<Queue>, Condvar)>,
     thread: Option<JoinHandle<()>>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic elsewhere cannot leave a queue or connection half-changed in a way that
-    // matters here (SQLite rolls back on its own), so a poisoned lock is still usable.
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Worker {
