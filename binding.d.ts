@@ -23,8 +23,8 @@ export declare class NativeDatabase {
   /** Prunes a table now on the upkeep thread; the deleted count arrives at onComplete. */
   prune(ticket: number, table: number): void
   stopPruning(table: number): void
-  /** The live session's JSON, or null. */
-  get(table: number, sid: string): string | null
+  /** The live session's JSON and its stored expiry (epoch ms), or null. */
+  get(table: number, sid: string): [string, number] | null
   /** Whether a touch to `expires` can be skipped (see Database::touch_is_current). */
   touchIsCurrent(table: number, sid: string, expires: number): boolean
   /** When the live session was last written (epoch ms), or null when missing or expired. */
@@ -50,13 +50,19 @@ export declare class NativeDatabase {
   counters(): Counters
   serialize(): Buffer
   get memory(): boolean
-  close(): void
+  /**
+   * Closes on a thread of its own: runs what is queued, checkpoints, closes the file.
+   * The outcome arrives at onComplete under `ticket`; then the completion function is
+   * released (every delivery made before it still reaches JS).
+   */
+  close(ticket: number): void
 }
 
 export interface Counters {
   pruneRuns: number
   rowsPruned: number
   prunesSkipped: number
+  pruneErrors: number
   checkpoints: number
   busyRetries: number
   cachedReads: number

@@ -83,6 +83,7 @@ class SQLiteStore extends Store {
   #closed = false
   #disconnected = false
   #stopFatal
+  #stopBackground
   #touchesSkipped = 0
 
   /**
@@ -120,6 +121,11 @@ class SQLiteStore extends Store {
       throw error
     }
     this.#stopFatal = this.#core.onFatal((error) => this.#unusable(error))
+    // A scheduled prune that fails has no caller to tell: 'error', if anyone listens
+    // (an 'error' event nobody listens to would crash the process), and stats().
+    this.#stopBackground = this.#core.onBackgroundError((error) => {
+      if (this.listenerCount('error') > 0) process.nextTick(() => this.emit('error', error))
+    })
     process.nextTick(() => this.emit('connect'))
   }
 
@@ -163,17 +169,24 @@ class SQLiteStore extends Store {
   get(sid, callback) {
     return callbackOrPromise(callback, (done) => {
       if (!this.#usableWith(done, sid)) return
-      let json
+      let entry
       try {
-        json = this.#core.get(this.#table, sid)
+        entry = this.#core.get(this.#table, sid)
       } catch (error) {
         return this.#core.defer(done, error)
       }
-      if (json === null) return this.#core.defer(done, undefined, null)
+      if (entry === null) return this.#core.defer(done, undefined, null)
+      const [json, expires] = entry
       const session = parseSession(json)
       if (session === undefined) {
         // express-session would crash on this row: drop it and report no session.
         return this.#core.write((error) => done(error, null), this.#table, Op.DESTROY, sid)
+      }
+      // touch() moves only the stored expiry, not the cookie inside the JSON: give the
+      // cookie the stored expiry, so that a session saved after touches (rolling) keeps
+      // the expiry the touches gave it, as with MemoryStore.
+      if (isPlainObject(session.cookie) && typeof session.cookie.expires === 'string') {
+        session.cookie.expires = new Date(expires).toISOString()
       }
       this.#core.defer(done, undefined, session)
     })
@@ -328,6 +341,7 @@ class SQLiteStore extends Store {
             pruneRuns: counters.pruneRuns,
             rowsPruned: counters.rowsPruned,
             prunesSkipped: counters.prunesSkipped,
+            pruneErrors: counters.pruneErrors,
             touchesSkipped: this.#touchesSkipped,
             busyRetries: counters.busyRetries,
             checkpoints: counters.checkpoints,
@@ -386,34 +400,24 @@ class SQLiteStore extends Store {
 
   /**
    * Stops the store. Writes already queued still complete. Closes the database only
-   * if the store opened it. Idempotent; later calls of any method get ERR_STORE_CLOSED.
+   * if the store opened it, on a native thread: the callback (or Promise) says when the
+   * file is closed, and the event loop never waits for it. Idempotent; later calls of
+   * any method get ERR_STORE_CLOSED.
    */
   close(callback) {
-    const wasOpen = !this.#closed
-    this.#closed = true
-    if (wasOpen) {
+    return callbackOrPromise(callback, (done) => {
+      if (this.#closed) return process.nextTick(done)
+      this.#closed = true
       this.#core.stopPruning(this.#table)
       this.#stopFatal()
-    }
-    let failure
-    if (wasOpen && this.#ownsDb) {
-      try {
-        this.#db.close()
-      } catch (error) {
-        failure = error
+      this.#stopBackground()
+      if (!this.#disconnected) {
+        this.#disconnected = true
+        process.nextTick(() => this.emit('disconnect'))
       }
-    }
-    if (wasOpen && !this.#disconnected) {
-      this.#disconnected = true
-      process.nextTick(() => this.emit('disconnect'))
-    }
-    if (typeof callback === 'function') process.nextTick(() => callback(failure))
-    else if (callback === undefined && failure !== undefined) {
-      const promise = Promise.reject(failure)
-      promise.catch(() => {})
-      return promise
-    }
-    return callback === undefined ? Promise.resolve() : undefined
+      if (this.#ownsDb) this.#db.close(done)
+      else process.nextTick(done)
+    })
   }
 }
 

@@ -223,7 +223,7 @@ test('the WAL stays bounded under sustained writes', async (t) => {
   // Checkpoints start at 1000 pages (4 MiB); the writer restarts the WAL past 2000 (8 MiB).
   // Allow three times that for a loaded machine, against ~30 MB written.
   assert.ok(largest < 24 * 1024 * 1024, `WAL reached ${largest} bytes for ${dataBytes} bytes written`)
-  store.close()
+  await store.close()
   assert.equal(fs.existsSync(`${file}-wal`) ? fs.statSync(`${file}-wal`).size : 0, 0, 'close checkpoints and truncates')
   t.diagnostic(`WAL peak ${largest} bytes over ${dataBytes} bytes of sessions written`)
 })

@@ -121,7 +121,7 @@ test("a corrupt database emits 'disconnect' once, and 'error' only when someone 
   const file = tempDb()
   const writer = new SQLiteStore(file, { pruneInterval: false })
   for (let i = 0; i < 300; i++) await writer.set(`s${i}`, { ...sessionFor(i), pad: 'p'.repeat(400) })
-  writer.close()
+  await writer.close()
   // Garbage over every page but the first (which holds the schema), behind SQLite's back.
   const size = fs.statSync(file).size
   const fd = fs.openSync(file, 'r+')

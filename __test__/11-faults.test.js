@@ -49,7 +49,7 @@ test('read-only media: reads work, writes fail with SQLITE_READONLY, nothing cra
   const file = path.join(dir, 'sessions.db')
   const writer = new SQLiteStore(file, { wal: false })
   await writer.set('s', sessionFor('ro'))
-  writer.close()
+  await writer.close()
   execFileSync('mount', ['-o', 'remount,ro', dir])
   const store = new SQLiteStore(file, { wal: false })
   assert.equal((await store.get('s')).user, 'ro')
@@ -106,7 +106,7 @@ test('a read-only file or directory, used by a non-root process: reads work, wri
         const writer = new SQLiteStore(file, { wal, pruneInterval: false })
         await writer.set('s', sessionFor('ro', 600_000))
         await writer.set('old', { cookie: { expires: new Date(Date.now() + 10) } })
-        writer.close()
+        await writer.close()
         await sleep(20) // 'old' is now expired: work a prune would have to write
         assert.equal(inspect(file).get('PRAGMA journal_mode').journal_mode, wal ? 'wal' : 'delete')
         // The other user owns both, so only the mode under test stands in its way.
@@ -160,11 +160,10 @@ test('a database file deleted or replaced while open: clear errors, no crash', a
     await store.set('s', sessionFor('s'))
     fs.rmSync(file)
     if (what === 'replaced') fs.writeFileSync(file, 'not a database at all')
-    await sleep(60) // the check runs at most every 50 ms per connection
     const error = await store.set('t', sessionFor('t')).then(() => null, (e) => e)
     assert.ok(error instanceof Error, what)
-    assert.match(error.code, /^SQLITE_(READONLY|IOERR|CANTOPEN|NOTADB|CORRUPT)$/, `${what}: ${error.code}`)
-    await store.get('s').catch((e) => assert.match(e.code, /^SQLITE_/))
+    assert.equal(error.code, 'ERR_DATABASE_MOVED', what)
+    await store.get('s').catch((e) => assert.equal(e.code, 'ERR_DATABASE_MOVED'))
     store.close()
   }
 })
@@ -173,7 +172,7 @@ test('a truncated database: opening or reading fails with a code, never a crash'
   const file = tempDb()
   const writer = new SQLiteStore(file)
   for (let i = 0; i < 200; i++) await writer.set(`s${i}`, { ...sessionFor(i), pad: 'p'.repeat(500) })
-  writer.close()
+  await writer.close()
   fs.truncateSync(file, Math.floor(fs.statSync(file).size / 3))
   let store
   try {

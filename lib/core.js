@@ -39,7 +39,27 @@ const MAX_WRITES_ON_THIS_THREAD = 64
 const MAX_TICKS_IN_A_ROW = 1000
 
 /** Errors after which the database cannot be trusted to work: stores report 'disconnect'. */
-const FATAL_CODES = new Set(['SQLITE_CORRUPT', 'SQLITE_NOTADB', 'SQLITE_IOERR', 'SQLITE_CANTOPEN'])
+const FATAL_CODES = new Set(['SQLITE_CORRUPT', 'SQLITE_NOTADB', 'SQLITE_IOERR', 'SQLITE_CANTOPEN', 'ERR_DATABASE_MOVED'])
+
+/** Tickets the native side uses for completions nobody queued (src/worker.rs). */
+const BACKGROUND_TICKET = 0
+/** The ticket of a close nobody waits for (a database closed by the finalizer). */
+const UNWATCHED_TICKET = 0xffffffff
+
+/**
+ * Cores with work queued to a native thread: held here so that a store dropped with
+ * writes in flight still gets their callbacks. Otherwise only the app holds a Core:
+ * the native side reaches it through a WeakRef, so a store dropped without close() can
+ * be collected, and the finalizer below then closes its database (threads and files).
+ */
+const busy = new Set()
+const finalizer = new FinalizationRegistry((native) => {
+  try {
+    native.close(UNWATCHED_TICKET)
+  } catch {
+    // Already closed.
+  }
+})
 
 class Core {
   #native
@@ -61,10 +81,14 @@ class Core {
   #runScheduled = false
   /** listeners told about errors that make the database unusable */
   #fatalListeners = new Set()
+  /** listeners told about failures of background work (a scheduled prune) */
+  #backgroundListeners = new Set()
 
   /** `location`: a path, a Buffer image, or null for a private in-memory database. */
   constructor(location, options) {
-    this.#native = new NativeDatabase(location, options, (tickets, outcomes) => this.#complete(tickets, outcomes))
+    const self = new WeakRef(this)
+    this.#native = new NativeDatabase(location, options, (tickets, outcomes) => self.deref()?.#complete(tickets, outcomes))
+    finalizer.register(this, this.#native, this)
   }
 
   get closed() {
@@ -96,6 +120,11 @@ class Core {
   onFatal(listener) {
     this.#fatalListeners.add(listener)
     return () => this.#fatalListeners.delete(listener)
+  }
+
+  onBackgroundError(listener) {
+    this.#backgroundListeners.add(listener)
+    return () => this.#backgroundListeners.delete(listener)
   }
 
   #noticed(error) {
@@ -261,15 +290,28 @@ class Core {
   #send(done, submit) {
     if (this.#closed) return this.defer(done, closedError())
     this.#handOverPending()
-    const ticket = this.#nextTicket
-    this.#nextTicket = ticket >= 0xfffffff0 ? 1 : ticket + 1
+    const ticket = this.#nextTicketNumber()
     try {
       submit(ticket)
     } catch (error) {
       return this.defer(done, error)
     }
-    if (this.#queued.size === 0) this.#native.keepAlive(true)
+    this.#track(ticket, done)
+  }
+
+  /** Waits for a native completion under `ticket`; Node stays alive meanwhile. */
+  #track(ticket, done) {
+    if (this.#queued.size === 0) {
+      this.#native.keepAlive(true)
+      busy.add(this)
+    }
     this.#queued.set(ticket, done)
+  }
+
+  #nextTicketNumber() {
+    const ticket = this.#nextTicket
+    this.#nextTicket = ticket >= 0xfffffff0 ? 1 : ticket + 1
+    return ticket
   }
 
   /**
@@ -304,6 +346,11 @@ class Core {
 
   #complete(tickets, outcomes) {
     for (let i = 0; i < tickets.length; i++) {
+      if (tickets[i] === BACKGROUND_TICKET) {
+        const error = fromFailure(outcomes[i])
+        for (const listener of this.#backgroundListeners) listener(error)
+        continue
+      }
       const done = this.#queued.get(tickets[i])
       if (done === undefined) continue
       this.#queued.delete(tickets[i])
@@ -313,7 +360,10 @@ class Core {
       }
       else invoke(done, undefined, outcome)
     }
-    if (this.#queued.size === 0) this.#native.keepAlive(false)
+    if (this.#queued.size === 0) {
+      this.#native.keepAlive(false)
+      busy.delete(this)
+    }
   }
 
   serialize() {
@@ -321,12 +371,23 @@ class Core {
     return this.#native.serialize()
   }
 
-  /** Runs what is queued, checkpoints and closes. Queued completions still arrive. */
-  close() {
-    if (this.#closed) return
+  /**
+   * Runs what is queued, checkpoints and closes, on a native thread: the event loop
+   * never waits for it. Queued completions still arrive, then `done(error)`.
+   * Closing again completes at once.
+   */
+  close(done) {
+    if (this.#closed) return this.defer(done)
     this.#handOverPending()
     this.#closed = true
-    this.#native.close()
+    finalizer.unregister(this)
+    const ticket = this.#nextTicketNumber()
+    try {
+      this.#native.close(ticket)
+    } catch (error) {
+      return this.defer(done, error)
+    }
+    this.#track(ticket, (error) => done(error))
   }
 }
 

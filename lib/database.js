@@ -5,6 +5,7 @@
 
 const { Core } = require('./core')
 const { databaseOptions, typeError } = require('./options')
+const { callbackOrPromise } = require('./callbacks')
 
 const kCore = Symbol('express-sqlite-native.core')
 
@@ -66,9 +67,12 @@ class Database {
     return this[kCore].serialize()
   }
 
-  /** Finishes queued writes, checkpoints and closes. Closing twice does nothing. */
-  close() {
-    this[kCore].close()
+  /**
+   * Finishes queued writes, checkpoints and closes, off the event loop; the callback
+   * (or the returned Promise) tells when the file is closed. Closing twice does nothing.
+   */
+  close(callback) {
+    return callbackOrPromise(callback, (done) => this[kCore].close(done))
   }
 }
 

@@ -25,6 +25,7 @@ use rusqlite::serialize::{Data, OwnedData};
 use rusqlite::{Connection, OpenFlags};
 
 use crate::error::{StoreError, StoreResult};
+use crate::identity::with_suffix;
 use crate::open::{open_connection, Location, OpenOptions};
 use crate::ops::Outcome;
 use crate::worker::{Completion, CompletionSink};
@@ -38,6 +39,7 @@ const RESTARTS_BEFORE_ONE_STEP: u32 = 3;
 
 /// Where the copy reads from: its own connection to a file, or the one connection of
 /// an in-memory database.
+#[derive(Clone)]
 pub enum BackupSource {
     File(Location, OpenOptions),
     Shared(SharedConn),
@@ -70,19 +72,12 @@ fn check_not_source(source: &BackupSource, target: &Path) -> StoreResult<()> {
     Ok(())
 }
 
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
-}
-
 /// Copies into a temporary file next to `target`, then renames it over `target`: a
 /// failed copy leaves whatever was at `target` untouched and no partial file behind.
 fn copy(source: &BackupSource, target: &Path) -> StoreResult<i64> {
-    static COPIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     check_not_source(source, target)?;
-    let n = COPIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let temporary = with_suffix(target, &format!(".backup-{}-{n}", std::process::id()));
+    remove_leftovers(target);
+    let temporary = temporary_for(target);
     let result = copy_to(source, &temporary);
     if result.is_ok() {
         // Journal files of whatever database was at `target` would be applied to the copy.
@@ -199,21 +194,126 @@ fn copy_in_steps(source: &Connection, dest: &mut Connection, timeout: Duration) 
     }
 }
 
-/// Starts the copy; its page count (or error) is delivered under `ticket`.
-pub fn start(
-    source: BackupSource,
+/// A request waiting for its copy: every ticket that asked for this target.
+struct Request {
     target: PathBuf,
-    ticket: u32,
-    sink: Arc<dyn CompletionSink>,
-) -> StoreResult<std::thread::JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("sqlite-session-backup".into())
-        .spawn(move || {
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| copy(&source, &target)))
-                .unwrap_or_else(|_| Err(StoreError::new("ERR_INTERNAL", "the backup thread hit an internal error")));
-            sink.deliver(vec![Completion { ticket, result: result.map(Outcome::Count) }]);
-        })
-        .map_err(|e| StoreError::new("ERR_THREAD", format!("cannot start the backup thread: {e}")))
+    tickets: Vec<u32>,
+}
+
+#[derive(Default)]
+struct Queue {
+    waiting: std::collections::VecDeque<Request>,
+    /// Whether a thread is copying (it takes the next request when done).
+    running: bool,
+    closing: bool,
+}
+
+/// The backups of one database, one copy at a time on one thread. A flood of requests
+/// costs one thread and one temporary file, never one per request; a request for a
+/// target that is already waiting joins it (both callers get that copy's outcome).
+#[derive(Default)]
+pub struct Backups {
+    queue: Arc<std::sync::Mutex<Queue>>,
+    threads: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>,
+}
+
+impl Backups {
+    /// Queues a copy of `source` to `target`; its page count (or error) is delivered
+    /// under `ticket` once done.
+    pub fn request(
+        &self,
+        source: BackupSource,
+        target: PathBuf,
+        ticket: u32,
+        sink: Arc<dyn CompletionSink>,
+    ) -> StoreResult<()> {
+        let mut queue = crate::lock(&self.queue);
+        if queue.closing {
+            return Err(StoreError::closed());
+        }
+        match queue.waiting.iter_mut().find(|r| r.target == target) {
+            Some(request) => request.tickets.push(ticket),
+            None => queue.waiting.push_back(Request { target, tickets: vec![ticket] }),
+        }
+        if queue.running {
+            return Ok(());
+        }
+        let shared = Arc::clone(&self.queue);
+        let thread = std::thread::Builder::new()
+            .name("sqlite-session-backup".into())
+            .spawn(move || copy_until_done(&shared, &source, sink.as_ref()))
+            .map_err(|e| StoreError::new("ERR_THREAD", format!("cannot start the backup thread: {e}")))?;
+        queue.running = true;
+        drop(queue);
+        let mut threads = crate::lock(&self.threads);
+        threads.retain(|t| !t.is_finished());
+        threads.push(thread);
+        Ok(())
+    }
+
+    /// Refuses new requests, lets the queued ones finish (each is answered), and waits.
+    pub fn shutdown(&self) {
+        crate::lock(&self.queue).closing = true;
+        for thread in std::mem::take(&mut *crate::lock(&self.threads)) {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn copy_until_done(queue: &std::sync::Mutex<Queue>, source: &BackupSource, sink: &dyn CompletionSink) {
+    loop {
+        let request = {
+            let mut queue = crate::lock(queue);
+            match queue.waiting.pop_front() {
+                Some(request) => request,
+                None => {
+                    queue.running = false;
+                    return;
+                }
+            }
+        };
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| copy(source, &request.target)))
+            .unwrap_or_else(|_| Err(StoreError::new("ERR_INTERNAL", "the backup thread hit an internal error")));
+        let completions = request
+            .tickets
+            .iter()
+            .map(|&ticket| Completion { ticket, result: result.clone().map(Outcome::Count) })
+            .collect();
+        sink.deliver(completions);
+    }
+}
+
+/// The temporary file a copy to `target` is written to before it is renamed over it.
+/// Its name carries the process id, so that leftovers of a killed process can be told
+/// from a copy under way in a live one (see `remove_leftovers`).
+fn temporary_for(target: &Path) -> PathBuf {
+    with_suffix(target, &format!("{TEMPORARY_MARK}{}-partial", std::process::id()))
+}
+
+const TEMPORARY_MARK: &str = ".backup-";
+
+/// Removes temporary copies next to `target` left by processes that no longer exist
+/// (killed during a copy). Linux only: elsewhere there is no cheap way to ask whether
+/// a process id is alive, and the leftovers stay (their names say what they are).
+fn remove_leftovers(target: &Path) {
+    #[cfg(target_os = "linux")]
+    {
+        let (Some(name), Some(parent)) = (target.file_name().and_then(|n| n.to_str()), target.parent()) else { return };
+        let dir = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        let prefix = format!("{name}{TEMPORARY_MARK}");
+        for entry in entries.flatten() {
+            let file = entry.file_name();
+            let Some(rest) = file.to_str().and_then(|f| f.strip_prefix(&prefix)) else { continue };
+            // `<pid>-partial` (this version) or `<pid>-<n>` (earlier ones), maybe `-journal` after.
+            let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else { continue };
+            if pid != std::process::id() && !Path::new("/proc").join(pid.to_string()).exists() {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = target;
 }
 
 #[cfg(test)]
@@ -237,8 +337,9 @@ mod tests {
 
     fn run(source: BackupSource, target: &Path) -> StoreResult<Outcome> {
         let (tx, rx) = mpsc::channel();
-        let thread = start(source, target.to_path_buf(), 1, Arc::new(ChannelSink(Mutex::new(tx)))).expect("start");
-        thread.join().expect("join");
+        let backups = Backups::default();
+        backups.request(source, target.to_path_buf(), 1, Arc::new(ChannelSink(Mutex::new(tx)))).expect("request");
+        backups.shutdown();
         rx.try_iter().flatten().next().expect("one completion").result
     }
 

@@ -330,11 +330,11 @@ impl SessionCache {
 
     /// The session as the database holds it now, if known: Some(None) for "no live
     /// session", None when SQLite must be asked.
-    pub fn lookup(&self, table: &Table, sid: &str, now: i64) -> Option<Option<String>> {
+    pub fn lookup(&self, table: &Table, sid: &str, now: i64) -> Option<Option<(String, i64)>> {
         let inner = self.lock();
         let entry = inner.valid_entry(table, sid)?;
         let known = match &entry.data {
-            Some(data) if entry.expires > now => Some(data.clone()),
+            Some(data) if entry.expires > now => Some((data.clone(), entry.expires)),
             Some(_) => return None,
             None => None,
         };

@@ -9,11 +9,13 @@
 //! An in-memory database has a single connection, so `read` and `write` are the same.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::backup::{self, BackupSource};
+use crate::backup::{BackupSource, Backups};
 use crate::cache::{Section, SessionCache};
 use crate::error::{StoreError, StoreResult};
+use crate::identity::FileIdentity;
 use crate::open::{open_connection, prepare_location, Conn, Location, OpenOptions};
 use crate::ops::{self, Job, Op, Outcome, Table};
 use crate::schema::{ensure_table, SchemaOptions};
@@ -37,8 +39,8 @@ struct Open {
     write: SharedConn,
     worker: Worker,
     upkeep: Upkeep,
-    /// Backups under way; close waits for them so that each is answered.
-    backups: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// Backups, one at a time; close waits for the queued ones so that each is answered.
+    backups: Backups,
     /// Where results go. Held here (for backups) only while open: the JS side's sink
     /// refers to a JS function, and keeping it past close would keep the whole
     /// database object alive.
@@ -49,6 +51,8 @@ struct Open {
     cache: Arc<SessionCache>,
     /// The cache's record of a `begin_now` transaction, until `end_now`.
     section: Mutex<Option<Section>>,
+    /// The files opened, checked after each commit (None in memory).
+    identity: Option<Arc<FileIdentity>>,
 }
 
 /// WAL pages after which the writer asks the upkeep thread for a checkpoint
@@ -91,6 +95,10 @@ impl Database {
                 Arc::new(Mutex::new(open_connection(&location, &options, &busy_retries)?)),
             )
         };
+        let identity = match &location {
+            Location::File(path) => Some(Arc::new(FileIdentity::capture(path, is_wal(&lock(&write))?)?)),
+            Location::Memory(_) => None,
+        };
         let prune_stats = Arc::new(PruneStats::default());
         let upkeep = Upkeep::start(upkeep_conn, Arc::clone(&sink), Arc::clone(&prune_stats))?;
         let checkpoint = upkeep.checkpoint_request();
@@ -108,13 +116,30 @@ impl Database {
             }
             Ok(())
         }))?;
-        let worker = Worker::start(Arc::clone(&write), Arc::clone(&sink), Arc::clone(&wal_pages), Arc::clone(&cache))?;
+        let worker = Worker::start(
+            Arc::clone(&write),
+            Arc::clone(&sink),
+            Arc::clone(&wal_pages),
+            Arc::clone(&cache),
+            identity.clone(),
+        )?;
         Ok(Database {
             location,
             options,
             busy_retries,
             prune_stats,
-            open: Some(Open { read, write, worker, upkeep, backups: Mutex::default(), sink, wal_pages, cache, section: Mutex::default() }),
+            open: Some(Open {
+                read,
+                write,
+                worker,
+                upkeep,
+                backups: Backups::default(),
+                sink,
+                wal_pages,
+                cache,
+                section: Mutex::default(),
+                identity,
+            }),
             tables: Vec::new(),
         })
     }
@@ -206,9 +231,17 @@ impl Database {
         )?)
     }
 
+    /// The live session's data, or None when missing or expired.
     pub fn get(&self, table: u32, sid: &str) -> StoreResult<Option<String>> {
+        Ok(self.get_entry(table, sid)?.map(|(data, _)| data))
+    }
+
+    /// The live session's data and its stored expiry (epoch ms), or None.
+    pub fn get_entry(&self, table: u32, sid: &str) -> StoreResult<Option<(String, i64)>> {
         let table = self.table(table)?;
-        let cache = &self.open_parts()?.cache;
+        let open = self.open_parts()?;
+        open.verify_for_read()?;
+        let cache = &open.cache;
         let now = ops::now_ms();
         if let Some(known) = cache.lookup(table, sid, now) {
             return Ok(known);
@@ -216,11 +249,12 @@ impl Database {
         let before = cache.before_read();
         let found = ops::get_entry(&*self.reader()?, table, sid, now)?;
         cache.fill(before, table, sid, found.as_ref().map(|(data, expires)| (data.as_str(), *expires)));
-        Ok(found.map(|(data, _)| data))
+        Ok(found)
     }
 
     pub fn last_write(&self, table: u32, sid: &str) -> StoreResult<Option<i64>> {
         let table = self.table(table)?;
+        self.open_parts()?.verify_for_read()?;
         ops::last_write(&*self.reader()?, table, sid, ops::now_ms())
     }
 
@@ -243,7 +277,11 @@ impl Database {
     pub fn touch_is_current(&self, table: u32, sid: &str, expires: i64) -> StoreResult<bool> {
         let table = self.table(table)?;
         let now = ops::now_ms();
-        let Some(stored) = self.open_parts()?.cache.live_expiry(table, sid, now) else { return Ok(false) };
+        let open = self.open_parts()?;
+        if open.ensure_intact().is_err() {
+            return Ok(false);
+        }
+        let Some(stored) = open.cache.live_expiry(table, sid, now) else { return Ok(false) };
         Ok(expires >= stored && expires - stored < touch_tolerance_ms(expires - now))
     }
 
@@ -253,13 +291,20 @@ impl Database {
         let table = self.table(table)?;
         let open = self.open_parts()?;
         let conn = lock(&open.write);
-        ops::ensure_file_in_place(&conn)?;
+        open.ensure_intact()?;
         // Inside `begin_now`'s transaction the change joins its record; alone, it is
         // its own transaction and record.
         let mut alone = conn.is_autocommit().then(|| open.cache.begin());
         conn.fail_fast.store(true, Ordering::Relaxed);
-        let result = ops::run(&conn, table, op, ops::now_ms());
+        let mut result = ops::run(&conn, table, op, ops::now_ms());
         conn.fail_fast.store(false, Ordering::Relaxed);
+        // Committed alone: acknowledged only if it went to the file at the path.
+        if let (Ok(_), Some(section)) = (&result, alone.as_mut()) {
+            if let Err(moved) = open.verify() {
+                section.discard();
+                result = Err(moved);
+            }
+        }
         if let Ok(outcome) = &result {
             match alone.as_mut() {
                 Some(section) => section.record(table, op, outcome),
@@ -283,7 +328,7 @@ impl Database {
     pub fn begin_now(&self) -> StoreResult<()> {
         let open = self.open_parts()?;
         let conn = lock(&open.write);
-        ops::ensure_file_in_place(&conn)?;
+        open.ensure_intact()?;
         conn.fail_fast.store(true, Ordering::Relaxed);
         let result = conn.execute_batch("BEGIN IMMEDIATE");
         conn.fail_fast.store(false, Ordering::Relaxed);
@@ -310,10 +355,14 @@ impl Database {
             }
             return Ok(());
         }
-        let result = conn.execute_batch(if commit { "COMMIT" } else { "ROLLBACK" });
+        let mut result = conn.execute_batch(if commit { "COMMIT" } else { "ROLLBACK" }).map_err(StoreError::from);
         if result.is_err() && !conn.is_autocommit() {
             // A failed COMMIT leaves the transaction open: never leave it to the writer.
             let _ = conn.execute_batch("ROLLBACK");
+        }
+        if commit && result.is_ok() {
+            // Acknowledged only if the commit went to the file at the path.
+            result = open.verify();
         }
         if let Some(mut section) = section {
             if !commit || result.is_err() {
@@ -321,7 +370,7 @@ impl Database {
             }
             open.cache.finish(section);
         }
-        Ok(result?)
+        result
     }
 
     /// Queues an operation for the writer thread; its result goes to the sink.
@@ -343,19 +392,23 @@ impl Database {
         Ok(())
     }
 
-    /// Copies the live database to `target` on a thread of its own; the page count
-    /// goes to the sink under `ticket`.
+    /// Queues a copy of the live database to `target` (one copy at a time, off the JS
+    /// thread); the page count goes to the sink under `ticket`. Refuses at once a target
+    /// that is the database or one of its companion files: renaming the copy over it
+    /// would replace the live file (or its WAL) under the store.
     pub fn backup(&self, ticket: u32, target: std::path::PathBuf) -> StoreResult<()> {
         let open = self.open_parts()?;
+        if open.identity.as_ref().is_some_and(|identity| identity.is_database_or_companion(&target)) {
+            return Err(StoreError::new(
+                "ERR_INVALID_ARG_VALUE",
+                "the backup target is the database file itself or one of its -wal, -shm or -journal files",
+            ));
+        }
         let source = match &self.location {
             Location::File(_) => BackupSource::File(self.location.clone(), self.options.clone()),
             Location::Memory(_) => BackupSource::Shared(Arc::clone(&open.write)),
         };
-        let thread = backup::start(source, target, ticket, Arc::clone(&open.sink))?;
-        let mut backups = lock(&open.backups);
-        backups.retain(|t| !t.is_finished());
-        backups.push(thread);
-        Ok(())
+        open.backups.request(source, target, ticket, Arc::clone(&open.sink))
     }
 
     /// Size in bytes of the database file and of its WAL (0 for in-memory databases).
@@ -374,33 +427,108 @@ impl Database {
     }
 
     /// Finishes queued work, stops the writer, checkpoints the WAL and closes the
-    /// connections. Closing twice is a no-op.
+    /// connections, on the calling thread. Closing twice is a no-op.
     pub fn close(&mut self) -> StoreResult<()> {
-        let Some(Open { read, write, mut worker, mut upkeep, backups, sink, cache, .. }) = self.open.take() else { return Ok(()) };
-        cache.detach();
-        upkeep.shutdown();
-        worker.shutdown();
-        for thread in backups.into_inner().unwrap_or_else(|p| p.into_inner()) {
-            let _ = thread.join();
+        match self.open.take() {
+            Some(open) => shut_down(open, self.checkpoints_on_close()),
+            None => Ok(()),
         }
-        drop(upkeep);
-        drop(worker);
-        drop(sink);
-        drop(read);
-        // The hook holds the upkeep thread's handle; drop it before the last connection goes.
-        let _ = lock(&write).wal_hook(None::<fn(&mut rusqlite::hooks::Wal, i32) -> rusqlite::Result<()>>);
-        let mut result = Ok(());
-        if let Ok(mutex) = Arc::try_unwrap(write) {
-            let conn = mutex.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
-            if matches!(self.location, Location::File(_)) && self.options.wal && !self.options.readonly {
-                result = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").map_err(StoreError::from);
-            }
-            if let Err((_, e)) = conn.sqlite.close() {
-                result = result.and(Err(e.into()));
-            }
-        }
-        result
     }
+
+    /// `close` on a thread of its own: the database counts as closed at once (every
+    /// later call fails with `ERR_STORE_CLOSED`), and `done` gets the outcome once the
+    /// queued work has run and the file is closed. The JS thread never waits for it.
+    pub fn close_in_background(&mut self, done: impl FnOnce(StoreResult<()>) + Send + 'static) -> StoreResult<()> {
+        let checkpoint = self.checkpoints_on_close();
+        let Some(open) = self.open.take() else {
+            done(Ok(()));
+            return Ok(());
+        };
+        let mut open = Some(open);
+        let spawned = std::thread::Builder::new().name("sqlite-session-close".into()).spawn({
+            let open = open.take();
+            move || {
+                let result = open.map_or(Ok(()), |open| {
+                    std::panic::catch_unwind(AssertUnwindSafe(|| shut_down(open, checkpoint)))
+                        .unwrap_or_else(|_| Err(StoreError::new("ERR_INTERNAL", "closing hit an internal error")))
+                });
+                done(result);
+            }
+        });
+        spawned.map(drop).map_err(|e| StoreError::new("ERR_THREAD", format!("cannot start the closing thread: {e}")))
+    }
+
+    /// Whether closing truncates the WAL (a writable file database in WAL mode).
+    fn checkpoints_on_close(&self) -> bool {
+        matches!(self.location, Location::File(_)) && self.options.wal && !self.options.readonly
+    }
+}
+
+/// Runs what is queued, stops the threads and closes the connections; with
+/// `checkpoint`, copies the WAL into the file and truncates it first.
+fn shut_down(open: Open, checkpoint: bool) -> StoreResult<()> {
+    let Open { read, write, mut worker, mut upkeep, backups, sink, cache, identity, .. } = open;
+    cache.detach();
+    upkeep.shutdown();
+    worker.shutdown();
+    backups.shutdown();
+    drop(upkeep);
+    drop(worker);
+    drop(sink);
+    drop(read);
+    // The hook holds the upkeep thread's handle; drop it before the last connection goes.
+    let _ = lock(&write).wal_hook(None::<fn(&mut rusqlite::hooks::Wal, i32) -> rusqlite::Result<()>>);
+    let moved = identity.is_some_and(|identity| identity.ensure_intact().is_err());
+    let mut result = Ok(());
+    if let Ok(mutex) = Arc::try_unwrap(write) {
+        let conn = mutex.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if moved {
+            // The last connection to close deletes the -wal and -shm by name, and the
+            // names may now belong to another database: keep them.
+            keep_wal_on_close(&conn);
+        } else if checkpoint {
+            result = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").map_err(StoreError::from);
+        }
+        if let Err((_, e)) = conn.sqlite.close() {
+            result = result.and(Err(e.into()));
+        }
+    }
+    result
+}
+
+impl Open {
+    fn ensure_intact(&self) -> StoreResult<()> {
+        self.identity.as_ref().map_or(Ok(()), |identity| identity.ensure_intact())
+    }
+
+    fn verify(&self) -> StoreResult<()> {
+        self.identity.as_ref().map_or(Ok(()), |identity| identity.verify())
+    }
+
+    fn verify_for_read(&self) -> StoreResult<()> {
+        self.identity.as_ref().map_or(Ok(()), |identity| identity.verify_for_read())
+    }
+}
+
+/// Tells SQLite not to delete the -wal and -shm files when this connection closes.
+fn keep_wal_on_close(conn: &Conn) {
+    let mut persist: std::os::raw::c_int = 1;
+    // SAFETY: the handle is valid while `conn` lives; the file control reads and writes
+    // one int through the pointer.
+    unsafe {
+        rusqlite::ffi::sqlite3_file_control(
+            conn.handle(),
+            c"main".as_ptr(),
+            rusqlite::ffi::SQLITE_FCNTL_PERSIST_WAL,
+            (&mut persist as *mut std::os::raw::c_int).cast(),
+        );
+    }
+}
+
+/// Whether the connection's database is in WAL mode.
+fn is_wal(conn: &Conn) -> StoreResult<bool> {
+    let mode: String = conn.query_row("PRAGMA journal_mode", [], |row| row.get(0))?;
+    Ok(mode.eq_ignore_ascii_case("wal"))
 }
 
 impl Drop for Database {

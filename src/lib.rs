@@ -5,6 +5,7 @@ pub mod backup;
 pub mod cache;
 pub mod database;
 pub mod error;
+pub mod identity;
 pub mod import;
 pub mod ops;
 pub mod open;

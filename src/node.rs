@@ -145,6 +145,7 @@ pub struct Counters {
     pub prune_runs: f64,
     pub rows_pruned: f64,
     pub prunes_skipped: f64,
+    pub prune_errors: f64,
     pub checkpoints: f64,
     pub busy_retries: f64,
     pub cached_reads: f64,
@@ -283,10 +284,10 @@ impl NativeDatabase {
         self.db.stop_pruning(table).map_err(to_js)
     }
 
-    /// The live session's JSON, or null.
-    #[napi(catch_unwind)]
-    pub fn get(&self, table: u32, sid: String) -> Result<Option<String>, ErrorCode> {
-        self.db.get(table, &sid).map_err(to_js)
+    /// The live session's JSON and its stored expiry (epoch ms), or null.
+    #[napi(catch_unwind, ts_return_type = "[string, number] | null")]
+    pub fn get(&self, table: u32, sid: String) -> Result<Option<(String, i64)>, ErrorCode> {
+        self.db.get_entry(table, &sid).map_err(to_js)
     }
 
     /// Whether a touch to `expires` can be skipped (see Database::touch_is_current).
@@ -380,6 +381,7 @@ impl NativeDatabase {
             prune_runs: load(&stats.runs),
             rows_pruned: load(&stats.rows),
             prunes_skipped: load(&stats.skipped),
+            prune_errors: load(&stats.errors),
             checkpoints: load(&stats.checkpoints),
             busy_retries: self.db.busy_retries() as f64,
             cached_reads: self.db.cache_hits() as f64,
@@ -398,12 +400,18 @@ impl NativeDatabase {
         self.db.is_memory()
     }
 
+    /// Closes on a thread of its own: runs what is queued, checkpoints, closes the file.
+    /// The outcome arrives at onComplete under `ticket`; then the completion function is
+    /// released (every delivery made before it still reaches JS).
     #[napi(catch_unwind)]
-    pub fn close(&mut self) -> Result<(), ErrorCode> {
-        let result = self.db.close().map_err(to_js);
-        // Every thread that could deliver has stopped; what they delivered is queued in
-        // the thread-safe function and still reaches JS after it is released.
-        crate::lock(&self.completions).take();
-        result
+    pub fn close(&mut self, ticket: u32) -> Result<(), ErrorCode> {
+        let completions = Arc::clone(&self.completions);
+        let sink = JsSink(Arc::clone(&self.completions));
+        self.db
+            .close_in_background(move |result| {
+                sink.deliver(vec![Completion { ticket, result: result.map(|()| Outcome::Count(0)) }]);
+                crate::lock(&completions).take();
+            })
+            .map_err(to_js)
     }
 }

@@ -153,52 +153,6 @@ pub fn run(conn: &Connection, table: &Table, op: &Op, now: i64) -> StoreResult<O
     }
 }
 
-/// Fails when the database file was deleted or replaced since it was opened: SQLite
-/// would otherwise go on writing into a file nobody can open again (in WAL mode it does
-/// not notice on its own). One fstat and one stat, at most every 50 ms per thread.
-pub fn ensure_file_in_place(conn: &Connection) -> StoreResult<()> {
-    thread_local! {
-        /// Last check per connection (by handle address) on this thread.
-        static LAST_CHECK: std::cell::RefCell<std::collections::HashMap<usize, std::time::Instant>> =
-            std::cell::RefCell::new(std::collections::HashMap::new());
-    }
-    // SAFETY: only the address is used, as a key.
-    let key = unsafe { conn.handle() } as usize;
-    let due = LAST_CHECK.with(|last| {
-        let mut last = last.borrow_mut();
-        let now = std::time::Instant::now();
-        let due = last.get(&key).is_none_or(|t| now.duration_since(*t) >= std::time::Duration::from_millis(50));
-        if due {
-            if last.len() > 64 {
-                last.retain(|_, t| now.duration_since(*t) < std::time::Duration::from_secs(60));
-            }
-            last.insert(key, now);
-        }
-        due
-    });
-    if !due {
-        return Ok(());
-    }
-    let mut moved: std::os::raw::c_int = 0;
-    // SAFETY: the handle is valid for the connection's lifetime; the file control only
-    // writes an int through the pointer we pass.
-    let rc = unsafe {
-        rusqlite::ffi::sqlite3_file_control(
-            conn.handle(),
-            c"main".as_ptr(),
-            rusqlite::ffi::SQLITE_FCNTL_HAS_MOVED,
-            (&mut moved as *mut std::os::raw::c_int).cast(),
-        )
-    };
-    if rc == rusqlite::ffi::SQLITE_OK && moved != 0 {
-        return Err(StoreError::new(
-            "SQLITE_READONLY",
-            "the database file was deleted or replaced while the store had it open (SQLITE_READONLY_DBMOVED)",
-        ));
-    }
-    Ok(())
-}
-
 /// A queued operation and the table it applies to.
 #[derive(Debug, Clone)]
 pub struct Job {
@@ -211,9 +165,6 @@ pub struct Job {
 /// If any of them fails, the transaction is rolled back and each job runs on its own,
 /// so that one bad job cannot fail the others and each result is the job's own.
 pub fn run_batch(conn: &mut Connection, jobs: &[Job]) -> Vec<StoreResult<Outcome>> {
-    if let Err(e) = ensure_file_in_place(conn) {
-        return jobs.iter().map(|_| Err(e.clone())).collect();
-    }
     let now = now_ms();
     if jobs.len() == 1 {
         return vec![run(conn, &jobs[0].table, &jobs[0].op, now)];

@@ -14,7 +14,7 @@ use rusqlite::{Connection, OptionalExtension};
 
 use crate::error::{StoreError, StoreResult};
 use crate::ops::{self, Outcome, Table};
-use crate::worker::{Completion, CompletionSink};
+use crate::worker::{Completion, CompletionSink, BACKGROUND_TICKET};
 use crate::{lock, SharedConn};
 
 /// Rows deleted per transaction: short enough that other connections waiting for the
@@ -33,6 +33,8 @@ pub struct PruneStats {
     pub rows: AtomicU64,
     pub skipped: AtomicU64,
     pub checkpoints: AtomicU64,
+    /// Scheduled prunes that failed (each also delivered as a background error).
+    pub errors: AtomicU64,
 }
 
 struct Schedule {
@@ -197,7 +199,14 @@ fn upkeep_loop(shared: &Shared, conn: &SharedConn, sink: &dyn CompletionSink) {
                 sink.deliver(completions);
             }
             Work::Scheduled(table) => {
-                let _ = guarded(|| prune_with_lease(conn, shared, &table));
+                // Nobody waits for a scheduled prune, so a failure is reported on its own:
+                // left silent, expired sessions would pile up unseen.
+                if let Err(error) = guarded(|| prune_with_lease(conn, shared, &table)) {
+                    shared.stats.errors.fetch_add(1, Ordering::Relaxed);
+                    let message = format!("the scheduled prune of table {} failed: {}", table.sql.table, error.message);
+                    let result = Err(StoreError::new(&error.code, message));
+                    sink.deliver(vec![Completion { ticket: BACKGROUND_TICKET, result }]);
+                }
             }
             Work::Checkpoint => {
                 if guarded(|| checkpoint(conn)).is_ok() {

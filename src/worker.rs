@@ -9,6 +9,7 @@ use std::thread::JoinHandle;
 
 use crate::cache::SessionCache;
 use crate::error::{StoreError, StoreResult};
+use crate::identity::FileIdentity;
 use crate::ops::{run_batch, Job, Outcome};
 use crate::{lock, SharedConn};
 
@@ -20,11 +21,24 @@ use crate::{lock, SharedConn};
 /// truncated file has to be grown again block by block; `journal_size_limit` still
 /// trims a WAL that grew past it. Done before the batch's results are delivered, so
 /// the JS thread (which only writes itself when nothing is outstanding) never waits.
+///
+/// A RESTART cannot finish while a reader (another process's report query, a backup)
+/// holds an older snapshot, and SQLite would wait for that reader while holding the
+/// write lock, stalling every writer. So it is tried without waiting (the connection's
+/// fail-fast switch), and after a failed try not again for `RESTART_RETRY_MS`: the WAL
+/// grows meanwhile and is restarted once the reader lets go.
 pub const WAL_HARD_LIMIT_PAGES: i64 = 2000;
+
+/// How long after a RESTART that found a reader in the way the next one is tried.
+const RESTART_RETRY_MS: u64 = 50;
 
 /// Most jobs in one transaction: bounds how long the write lock is held, so other
 /// processes on the same file get their turn.
 const MAX_BATCH: usize = 512;
+
+/// The ticket of a completion nobody asked for: a failure of background work (a
+/// scheduled prune), for the JS side to report as an event.
+pub const BACKGROUND_TICKET: u32 = 0;
 
 pub struct Completion {
     pub ticket: u32,
@@ -56,12 +70,16 @@ impl Worker {
         sink: Arc<dyn CompletionSink>,
         wal_pages: Arc<AtomicI64>,
         cache: Arc<SessionCache>,
+        identity: Option<Arc<FileIdentity>>,
     ) -> StoreResult<Worker> {
         let queue: Arc<(Mutex<Queue>, Condvar)> = Arc::default();
         let thread_queue = Arc::clone(&queue);
         let thread = std::thread::Builder::new()
             .name("sqlite-session-writer".into())
-            .spawn(move || writer_loop(&thread_queue, &conn, sink.as_ref(), &wal_pages, &cache))
+            .spawn(move || {
+                let context = Context { conn, sink, wal_pages, cache, identity };
+                writer_loop(&thread_queue, &context)
+            })
             .map_err(|e| StoreError::new("ERR_THREAD", format!("cannot start the writer thread: {e}")))?;
         Ok(Worker { queue, thread: Some(thread) })
     }
@@ -117,38 +135,55 @@ fn next_batch(queue: &(Mutex<Queue>, Condvar)) -> Option<Vec<Job>> {
     }
 }
 
-/// Copies the whole WAL into the database so that the next commit starts it over. Another checkpoint under way (the upkeep thread's passive one, or
-/// another process's) makes this one fail at once, so it tries again a few times.
-fn restart_wal(conn: &rusqlite::Connection) -> bool {
-    for attempt in 0..25u64 {
-        match conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| r.get::<_, i64>(0)) {
-            Ok(0) => return true,
-            _ => std::thread::sleep(std::time::Duration::from_millis(1 + attempt)),
-        }
-    }
-    false
+/// What the writer thread works with.
+struct Context {
+    conn: SharedConn,
+    sink: Arc<dyn CompletionSink>,
+    /// Kept current by the write connection's WAL hook.
+    wal_pages: Arc<AtomicI64>,
+    cache: Arc<SessionCache>,
+    /// The files opened (None in memory): a batch is acknowledged only if they are
+    /// still the ones at the path after its commit.
+    identity: Option<Arc<FileIdentity>>,
 }
 
-fn writer_loop(
-    queue: &(Mutex<Queue>, Condvar),
-    conn: &SharedConn,
-    sink: &dyn CompletionSink,
-    wal_pages: &AtomicI64,
-    cache: &SessionCache,
-) {
+/// Copies the whole WAL into the database so that the next commit starts it over.
+/// Never waits for a lock: with the fail-fast switch on, a reader on an older snapshot
+/// or another checkpoint under way makes it return at once (false).
+fn restart_wal(conn: &crate::open::Conn) -> bool {
+    conn.fail_fast.store(true, Ordering::Relaxed);
+    let restarted = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| r.get::<_, i64>(0));
+    conn.fail_fast.store(false, Ordering::Relaxed);
+    matches!(restarted, Ok(0))
+}
+
+fn writer_loop(queue: &(Mutex<Queue>, Condvar), context: &Context) {
+    let mut next_restart = std::time::Instant::now();
     while let Some(jobs) = next_batch(queue) {
         let results = catch_unwind(AssertUnwindSafe(|| {
-            let mut conn = lock(conn);
-            let mut section = cache.begin();
-            let results = run_batch(&mut conn, &jobs);
+            let mut conn = lock(&context.conn);
+            let mut section = context.cache.begin();
+            let mut results = match context.identity.as_ref().map_or(Ok(()), |identity| identity.ensure_intact()) {
+                Ok(()) => run_batch(&mut conn, &jobs),
+                Err(moved) => jobs.iter().map(|_| Err(moved.clone())).collect(),
+            };
+            if let Some(Err(moved)) = context.identity.as_ref().map(|identity| identity.verify()) {
+                // Committed, but not to the file at the path: acknowledge none of it.
+                section.discard();
+                results = jobs.iter().map(|_| Err(moved.clone())).collect();
+            }
             for (job, result) in jobs.iter().zip(&results) {
                 if let Ok(outcome) = result {
                     section.record(&job.table, &job.op, outcome);
                 }
             }
-            cache.finish(section);
-            if wal_pages.load(Ordering::Relaxed) > WAL_HARD_LIMIT_PAGES && restart_wal(&conn) {
-                wal_pages.store(0, Ordering::Relaxed);
+            context.cache.finish(section);
+            if context.wal_pages.load(Ordering::Relaxed) > WAL_HARD_LIMIT_PAGES && std::time::Instant::now() >= next_restart {
+                if restart_wal(&conn) {
+                    context.wal_pages.store(0, Ordering::Relaxed);
+                } else {
+                    next_restart = std::time::Instant::now() + std::time::Duration::from_millis(RESTART_RETRY_MS);
+                }
             }
             results
         }))
@@ -157,7 +192,7 @@ fn writer_loop(
         });
         let completions =
             jobs.iter().zip(results).map(|(job, result)| Completion { ticket: job.ticket, result }).collect();
-        sink.deliver(completions);
+        context.sink.deliver(completions);
     }
 }
 
@@ -183,7 +218,7 @@ mod tests {
             .expect("schema");
         let conn = crate::open::Conn { sqlite: conn, fail_fast: Arc::default() };
         let (tx, rx) = mpsc::channel();
-        let mut worker = Worker::start(Arc::new(Mutex::new(conn)), Arc::new(ChannelSink(Mutex::new(tx))), Arc::default(), Arc::new(SessionCache::new(0)))
+        let mut worker = Worker::start(Arc::new(Mutex::new(conn)), Arc::new(ChannelSink(Mutex::new(tx))), Arc::default(), Arc::new(SessionCache::new(0)), None)
             .expect("start");
         let far = crate::ops::now_ms() + 60_000;
         for i in 0..1000u32 {
