@@ -64,8 +64,9 @@ function inspect(file) {
     const result = spawnSync(inspectNode(), ['--no-warnings', '-e', source, JSON.stringify([file, sql, params])], {
       cwd: path.join(__dirname, '..'),
       encoding: 'utf8',
+      maxBuffer: 512 * 1024 * 1024,
     })
-    if (result.status !== 0) throw new Error(`inspect failed: ${result.stderr}`)
+    if (result.status !== 0) throw new Error(`inspect failed: ${result.error ? result.error.message : result.stderr}`)
     return JSON.parse(result.stdout)
   }
   return {
@@ -77,9 +78,9 @@ function inspect(file) {
 }
 
 /** Runs a Node script in a child process and returns { code, stdout, stderr }. */
-function runScript(source, { timeoutMs = 30_000 } = {}) {
+function runScript(source, { timeoutMs = 30_000, nodeArgs = [] } = {}) {
   const { spawnSync } = require('node:child_process')
-  const result = spawnSync(process.execPath, ['-e', source], {
+  const result = spawnSync(process.execPath, [...nodeArgs, '-e', source], {
     cwd: path.join(__dirname, '..'),
     encoding: 'utf8',
     timeout: timeoutMs,
@@ -130,4 +131,4 @@ function betterSqlite3() {
   }
 }
 
-module.exports = { betterSqlite3, holdWriteLock, tempDir, tempDb, sessionFor, callback, sleep, inspect, runScript }
+module.exports = { betterSqlite3, holdWriteLock, inspectNode, tempDir, tempDb, sessionFor, callback, sleep, inspect, runScript }

@@ -7,7 +7,9 @@
 //! records the device and inode of each file once, when it opens the database, and
 //! compares them with what the paths hold now after every commit, before the commit is
 //! acknowledged. The first mismatch is kept: from then on every operation fails with
-//! `ERR_DATABASE_MOVED`, so no later write is acknowledged either.
+//! `ERR_DATABASE_MOVED`, so no later write is acknowledged either. The store never
+//! reopens the path: what is there now may be another application's database or a
+//! restored backup, and writing to it silently would split the sessions in two.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -140,7 +142,28 @@ impl FileIdentity {
                 self.path.display()
             ),
         );
-        self.broken.get_or_init(|| error).clone()
+        let mut first = false;
+        let kept = self.broken.get_or_init(|| {
+            first = true;
+            error
+        });
+        if first && suffix.is_empty() {
+            self.remove_stale_companions();
+        }
+        kept.clone()
+    }
+
+    /// With the database file gone or replaced, our `-wal` and `-shm`, still at their
+    /// paths, belong to the orphaned file: left there, the next connection to the path
+    /// would apply our WAL's pages to whatever database now sits there. Removes each
+    /// one that is still ours (same inode); something else at the path is left alone.
+    fn remove_stale_companions(&self) {
+        for (suffix, id) in &self.companions {
+            let path = with_suffix(&self.real, suffix);
+            if file_id(&path) == Some(*id) {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
     }
 
     /// Whether `target` is the database or one of its companion files, by device and
@@ -184,6 +207,14 @@ mod tests {
             std::fs::remove_file(&file).expect("rm");
             let error = identity.verify().unwrap_err();
             assert_eq!(error.code, MOVED, "{victim}");
+            if victim.is_empty() {
+                // Our WAL would otherwise be applied to whatever is put at the path.
+                assert!(!with_suffix(&path, "-wal").exists() && !with_suffix(&path, "-shm").exists());
+            } else {
+                // The database is intact: its other companion (the WAL's committed pages) stays.
+                let other = if victim == "-wal" { "-shm" } else { "-wal" };
+                assert!(with_suffix(&path, other).exists(), "{victim}");
+            }
             // Put a file back at the path: still refused, and with the first cause.
             std::fs::write(&file, b"").expect("recreate");
             assert_eq!(identity.verify().unwrap_err(), error);
