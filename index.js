@@ -8,7 +8,7 @@ const { Store } = require('express-session')
 
 const { Database, kCore, isBetterSqlite3 } = require('./lib/database')
 const { Op } = require('./lib/core')
-const { storeOptions, isPlainObject, typeError } = require('./lib/options')
+const { storeOptions, snapshot, validate, isPlainObject, typeError } = require('./lib/options')
 const { callbackOrPromise } = require('./lib/callbacks')
 const { storeError, closedError } = require('./lib/errors')
 const { expiryMs } = require('./lib/ttl')
@@ -41,6 +41,9 @@ function parseSession(json) {
   }
   return isPlainObject(session) && isPlainObject(session.cookie) ? session : undefined
 }
+
+/** destroyByUser's second argument. */
+const DESTROY_BY_USER_OPTIONS = { __proto__: null, except: () => true }
 
 const noTable = (name) => storeError('ERR_NO_TABLE', `table "${name}" does not exist and createTable is false`)
 
@@ -292,10 +295,13 @@ class SQLiteStore extends Store {
     return callbackOrPromise(callback, (done) => {
       const userKey = normalizeUserKey(key)
       if (userKey === undefined) return this.#core.defer(done, invalidUserKey())
-      if (options !== undefined && !isPlainObject(options)) {
-        return this.#core.defer(done, typeError('destroyByUser options must be an object like { except: sid }'))
+      let except
+      try {
+        // Read once, own properties only, like the store's options.
+        ;({ except } = validate(snapshot(options, 'destroyByUser options'), DESTROY_BY_USER_OPTIONS, 'destroyByUser options'))
+      } catch (error) {
+        return this.#core.defer(done, error)
       }
-      const except = options === undefined ? undefined : options.except
       if (except !== undefined && invalidSid(except)) return this.#core.defer(done, invalidSid(except))
       if (!this.#usable(done)) return
       this.#core.write(done, this.#table, Op.DESTROY_BY_USER, except ?? null, null, null, userKey)

@@ -11,6 +11,32 @@ const typeError = (message) => storeError('ERR_INVALID_ARG_TYPE', message, TypeE
 const isPlainObject = (value) =>
   value !== null && typeof value === 'object' && !Array.isArray(value) && !Buffer.isBuffer(value)
 
+/**
+ * The own enumerable properties of an options object, each read exactly once, in an
+ * object without a prototype: what everything afterwards reads. A polluted
+ * Object.prototype then supplies nothing, and a getter or Proxy cannot answer one
+ * thing to the checks and another to the code that uses the option.
+ */
+function snapshot(input, what) {
+  const copy = Object.create(null)
+  if (input === undefined) return copy
+  // What a getter or trap threw is not passed on: its message is someone else's.
+  const unreadable = () => typeError(`${what} could not be read: a getter or Proxy trap in it threw`)
+  let isObject
+  try {
+    isObject = isPlainObject(input)
+  } catch {
+    throw unreadable()
+  }
+  if (!isObject) throw typeError(`${what} must be an object`)
+  try {
+    for (const name of Object.keys(input)) copy[name] = input[name]
+  } catch {
+    throw unreadable()
+  }
+  return copy
+}
+
 const check = {
   boolean: (value) => typeof value === 'boolean' || 'a boolean',
   nonEmptyString: (value) => (typeof value === 'string' && value.length > 0) || 'a non-empty string',
@@ -113,25 +139,26 @@ const msToSeconds = (ms) => (ms === false || ms === 0 ? false : ms / 1000)
 /** The other stores' names for pruneInterval, all in milliseconds. */
 const PRUNE_INTERVAL_ALIASES = ['clearInterval', 'cleanupInterval', 'checkExpirationInterval']
 
-function validate(input, rules, what) {
-  if (input === undefined) return {}
-  if (!isPlainObject(input)) throw typeError(`${what} must be an object`)
-  for (const [name, value] of Object.entries(input)) {
-    const rule = rules[name]
-    if (rule === undefined) throw typeError(`${what}: unknown option "${name}"`)
+/** Checks a snapshot against a table of rules; throws a TypeError naming what is wrong. */
+function validate(options, rules, what) {
+  for (const name of Object.keys(options)) {
+    // Own rules only: a name like "constructor" or "hasOwnProperty" is just unknown.
+    if (!Object.hasOwn(rules, name)) throw typeError(`${what}: unknown option "${name}"`)
+    const value = options[name]
     if (value === undefined) continue
-    const verdict = rule(value)
+    const verdict = rules[name](value)
     if (verdict !== true) throw typeError(`${what}.${name} must be ${verdict}`)
   }
-  return input
+  return options
 }
 
 /** 1 MiB: far above any real session (express-session's own are well under 4 KB). */
 const DEFAULT_MAX_SESSION_BYTES = 1024 * 1024
 
 function databaseOptions(input) {
-  const options = validate(input, DATABASE_OPTIONS, 'databaseOptions')
+  const options = validate(snapshot(input, 'databaseOptions'), DATABASE_OPTIONS, 'databaseOptions')
   return {
+    __proto__: null,
     readonly: options.readonly ?? false,
     fileMustExist: options.fileMustExist ?? false,
     timeout: options.timeout ?? 5000,
@@ -141,8 +168,22 @@ function databaseOptions(input) {
   }
 }
 
+/** Every field own, so that the native side reading it never reaches a prototype. */
+function importSource(importFrom) {
+  if (typeof importFrom === 'string') return { __proto__: null, store: importFrom, table: undefined, sidColumn: undefined }
+  return { __proto__: null, store: importFrom.store, table: importFrom.table, sidColumn: importFrom.sidColumn }
+}
+
+/** Store options whose value can be an object: read once into a snapshot of their own. */
+const OBJECT_OPTIONS = ['databaseOptions', 'extraColumns', 'importFrom']
+
 function storeOptions(input) {
-  const options = { ...validate(input, STORE_OPTIONS, 'storeOptions') }
+  const options = snapshot(input, 'storeOptions')
+  for (const name of OBJECT_OPTIONS) {
+    const value = options[name]
+    if (typeof value === 'object' && value !== null) options[name] = snapshot(value, `storeOptions.${name}`)
+  }
+  validate(options, STORE_OPTIONS, 'storeOptions')
   options.createTable = alias(options, 'createTable', 'createtable', (v) => v)
   const intervals = PRUNE_INTERVAL_ALIASES.filter((name) => options[name] !== undefined)
   if (intervals.length > 1) throw typeError(`storeOptions: give ${intervals[0]} or ${intervals[1]}, not both`)
@@ -152,6 +193,7 @@ function storeOptions(input) {
     throw typeError('storeOptions: extendDefaultFields needs extraColumns to declare its columns')
   }
   return {
+    __proto__: null,
     tableName: options.tableName ?? 'Sessions',
     wal: options.wal ?? true,
     databaseOptions: options.databaseOptions,
@@ -164,15 +206,10 @@ function storeOptions(input) {
     synchronous: options.synchronous,
     pruneInterval: options.pruneInterval ?? 900,
     createTable: options.createTable ?? true,
-    extraColumns: options.extraColumns ?? {},
+    extraColumns: options.extraColumns ?? Object.create(null),
     extendDefaultFields: options.extendDefaultFields,
-    importFrom:
-      options.importFrom === undefined
-        ? null
-        : typeof options.importFrom === 'string'
-          ? { store: options.importFrom }
-          : { store: options.importFrom.store, table: options.importFrom.table, sidColumn: options.importFrom.sidColumn },
+    importFrom: options.importFrom === undefined ? null : importSource(options.importFrom),
   }
 }
 
-module.exports = { databaseOptions, storeOptions, isPlainObject, typeError, DEFAULT_MAX_SESSION_BYTES }
+module.exports = { databaseOptions, storeOptions, snapshot, validate, isPlainObject, typeError, DEFAULT_MAX_SESSION_BYTES }
