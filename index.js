@@ -31,7 +31,10 @@ function invalidSid(sid) {
   return undefined
 }
 
-/** What express-session can use: a JSON object with a cookie object in it. */
+/**
+ * A stored session: any JSON object, as set() stored it, cookie or not (set() refuses
+ * anything else). Undefined for a row another program wrote that is not one.
+ */
 function parseSession(json) {
   let session
   try {
@@ -39,8 +42,10 @@ function parseSession(json) {
   } catch {
     return undefined
   }
-  return isPlainObject(session) && isPlainObject(session.cookie) ? session : undefined
+  return isPlainObject(session) ? session : undefined
 }
+
+const invalidSession = (message) => storeError('ERR_INVALID_SESSION', message, TypeError)
 
 /** destroyByUser's second argument. */
 const DESTROY_BY_USER_OPTIONS = { __proto__: null, except: () => true }
@@ -175,7 +180,7 @@ class SQLiteStore extends Store {
       if (json === null) return this.#core.defer(done, undefined, null)
       const session = parseSession(json)
       if (session === undefined) {
-        // express-session would crash on this row: drop it and report no session.
+        // Not a session at all (another program's row): drop it and report none.
         return this.#core.write((error) => done(error, null), this.#table, Op.DESTROY, sid)
       }
       this.#core.defer(done, undefined, session)
@@ -431,7 +436,12 @@ function serialize(session, maxBytes) {
     // No `cause`: what JSON.stringify threw can carry session data (a getter's or
     // toJSON's own message; V8 names the keys along a circular path). The reason is
     // told by its kind only.
-    throw storeError('ERR_INVALID_SESSION', `the session cannot be serialized to JSON: ${unserializableReason(thrown)}`, TypeError)
+    throw invalidSession(`the session cannot be serialized to JSON: ${unserializableReason(thrown)}`)
+  }
+  // What get() gives back is what JSON.parse makes of this: it must be an object too
+  // (a Date session is a string, a toJSON can give anything, or undefined).
+  if (typeof json !== 'string' || json.charCodeAt(0) !== 0x7b /* { */) {
+    throw invalidSession('the session serializes to JSON that is not an object (a Date, or a toJSON giving something else)')
   }
   // Each UTF-16 unit is at most 3 UTF-8 bytes: count exactly only when it could matter.
   if (json.length * 3 > maxBytes && Buffer.byteLength(json) > maxBytes) {

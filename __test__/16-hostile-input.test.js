@@ -160,3 +160,71 @@ test('an options Proxy or getter that throws gives a coded TypeError from the co
     assertCleanError(error, 'ERR_INVALID_ARG_TYPE', what)
   }
 })
+
+// --- 7. What set() accepts, get() returns ---------------------------------------------
+
+test('any session that is a JSON object round-trips, cookie or not; get() does not delete it', async () => {
+  const file = tempDb()
+  const store = new SQLiteStore(file)
+  const cases = [
+    ['no cookie', { user: { id: 1 } }, { user: { id: 1 } }],
+    ['cookie null', { cookie: null, a: 1 }, { cookie: null, a: 1 }],
+    ['toJSON giving another object', { secret: 1, toJSON: () => ({ shown: 2 }) }, { shown: 2 }],
+    ['a Map (serializes to {})', new Map([['k', 'v']]), {}],
+  ]
+  for (const [sid, session, stored] of cases) {
+    await store.set(sid, session)
+    assert.deepEqual(await store.get(sid), stored, `${sid}: get`)
+    assert.deepEqual(await store.get(sid), stored, `${sid}: get again (the row was kept)`)
+  }
+  assert.deepEqual(
+    await store.all(),
+    cases.map(([sid, , stored]) => ({ ...stored, id: sid })).sort((a, b) => (a.id < b.id ? -1 : 1)),
+  )
+  assert.equal(inspect(file).get('SELECT COUNT(*) AS n FROM Sessions').n, cases.length)
+  store.close()
+})
+
+test('set() refuses, before writing, a session whose JSON is not an object', async () => {
+  const store = new SQLiteStore(tempDb())
+  const cases = [
+    ['a Date', new Date()],
+    ['toJSON giving an array', { cookie: {}, toJSON: () => [1, 2] }],
+    ['toJSON giving undefined', { cookie: {}, toJSON: () => undefined }],
+    ['toJSON giving a number', { cookie: {}, toJSON: () => 42 }],
+    ['toJSON giving a string', { cookie: {}, toJSON: () => 'text' }],
+    ['toJSON giving null', { cookie: {}, toJSON: () => null }],
+  ]
+  for (const [what, session] of cases) {
+    const [error] = await callback((cb) => store.set('s', session, cb))
+    assertCleanError(error, 'ERR_INVALID_SESSION', what)
+    assert.match(error.message, /not an object/, what)
+  }
+  assert.deepEqual(await store.ids(), [], 'nothing written')
+  store.close()
+})
+
+test("rows another program wrote: JSON objects read as stored, cookie or not; anything else reads as missing and is deleted", async () => {
+  const file = tempDb()
+  const store = new SQLiteStore(file)
+  await store.set('fine', sessionFor('fine'))
+  const future = Date.now() + 60_000
+  const rows = [
+    ['no-cookie', '{"user":"x"}'],
+    ['not-json', '{"cookie":'],
+    ['array', '[1,2]'],
+    ['null', 'null'],
+    ['number', '42'],
+    ['string', '"text"'],
+  ]
+  const insert = 'INSERT INTO Sessions (id, data, expires, created, touched) VALUES (?, ?, ?, 0, 0)'
+  for (const [sid, data] of rows) inspect(file).run(insert, sid, data, future)
+  assert.deepEqual(await store.get('no-cookie'), { user: 'x' })
+  for (const [sid] of rows.slice(1)) assert.equal(await store.get(sid), null, sid)
+  assert.deepEqual((await store.all()).map((s) => s.id), ['fine', 'no-cookie'])
+  assert.deepEqual(
+    inspect(file).all('SELECT id FROM Sessions ORDER BY id').map((r) => r.id),
+    ['fine', 'no-cookie'],
+  )
+  store.close()
+})
