@@ -47,6 +47,19 @@ function parseSession(json) {
 
 const invalidSession = (message) => storeError('ERR_INVALID_SESSION', message, TypeError)
 
+/**
+ * Why a session given to set() or touch() cannot be used, or undefined. A Proxy can
+ * throw from the mere type check (revoked, or a throwing getPrototypeOf trap).
+ */
+function sessionTypeError(session) {
+  try {
+    if (isPlainObject(session)) return undefined
+  } catch {
+    return invalidSession('the session is a Proxy that cannot be inspected (revoked, or a trap threw)')
+  }
+  return invalidSession('the session must be an object')
+}
+
 /** destroyByUser's second argument. */
 const DESTROY_BY_USER_OPTIONS = { __proto__: null, except: () => true }
 
@@ -190,9 +203,8 @@ class SQLiteStore extends Store {
   set(sid, session, callback) {
     return callbackOrPromise(callback, (done) => {
       if (!this.#usableWith(done, sid)) return
-      if (!isPlainObject(session)) {
-        return this.#core.defer(done, storeError('ERR_INVALID_SESSION', 'the session must be an object', TypeError))
-      }
+      const invalid = sessionTypeError(session)
+      if (invalid) return this.#core.defer(done, invalid)
       let json, expires, key, extras
       const now = Date.now()
       try {
@@ -218,9 +230,8 @@ class SQLiteStore extends Store {
   touch(sid, session, callback) {
     return callbackOrPromise(callback, (done) => {
       if (!this.#usableWith(done, sid)) return
-      if (!isPlainObject(session)) {
-        return this.#core.defer(done, storeError('ERR_INVALID_SESSION', 'the session must be an object', TypeError))
-      }
+      const invalid = sessionTypeError(session)
+      if (invalid) return this.#core.defer(done, invalid)
       const now = Date.now()
       let expires
       try {
@@ -452,12 +463,18 @@ function serialize(session, maxBytes) {
 
 /** Why JSON.stringify failed, without a word of what it was given. */
 function unserializableReason(thrown) {
-  // The engines' own errors are TypeErrors (V8, JavaScriptCore); anything else was
-  // thrown by the session's own code.
-  const message = thrown instanceof TypeError ? String(thrown.message) : ''
-  if (/circular|cyclic/i.test(message)) return 'it contains a circular reference'
-  if (/BigInt/.test(message)) return 'it contains a BigInt'
-  return 'a getter or toJSON in it threw (or it holds a value JSON cannot represent)'
+  // The engines' own errors are TypeErrors and, for a stack overflow, RangeErrors (V8,
+  // JavaScriptCore); anything else was thrown by the session's own code, which can
+  // also throw a Proxy whose every trap throws: looking at it is guarded too.
+  try {
+    if (thrown instanceof RangeError && /call stack/i.test(String(thrown.message))) return 'it is nested too deeply'
+    const message = thrown instanceof TypeError ? String(thrown.message) : ''
+    if (/circular|cyclic/i.test(message)) return 'it contains a circular reference'
+    if (/BigInt/.test(message)) return 'it contains a BigInt'
+  } catch {
+    // what it threw could not even be looked at: the session's own code, then
+  }
+  return 'a getter, toJSON or Proxy trap in it threw (or it holds a value JSON cannot represent)'
 }
 
 module.exports = { SQLiteStore, Database }

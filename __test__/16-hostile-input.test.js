@@ -161,6 +161,165 @@ test('an options Proxy or getter that throws gives a coded TypeError from the co
   }
 })
 
+// --- 6. Hostile sessions: coded errors through the callback, deferred, once -----------
+
+/** Sessions whose reading throws (each with the marker in what it throws) or cannot be stored. */
+function hostileSessions() {
+  return [
+    ['a Proxy with a throwing getPrototypeOf', new Proxy({ cookie: {} }, { getPrototypeOf: boom }), /Proxy/],
+    ['a revoked Proxy', revoked(), /Proxy/],
+    ['a throwing getter on cookie', Object.defineProperty({}, 'cookie', { enumerable: true, get: boom }), /cookie/],
+    ['a throwing getter on cookie.expires', { cookie: Object.defineProperty({}, 'expires', { enumerable: true, get: boom }) }, /cookie/],
+    ['a throwing Symbol.toPrimitive on expires', { cookie: { expires: { [Symbol.toPrimitive]: boom } } }, /cookie/],
+    ['a Symbol expires', { cookie: { expires: Symbol(MARKER) } }, /Symbol or a BigInt/],
+    ['a BigInt expires', { cookie: { expires: 10n } }, /Symbol or a BigInt/],
+    ['a revoked Proxy cookie', { cookie: revoked() }, /cookie/],
+  ]
+}
+
+test('hostile sessions: set() and touch() never throw, call back once, later, with a clean ERR_INVALID_SESSION', async () => {
+  const store = new SQLiteStore(tempDb())
+  for (const method of ['set', 'touch']) {
+    for (const [what, session, kind] of hostileSessions()) {
+      const calls = []
+      let returned = false
+      assert.doesNotThrow(() => store[method]('s', session, (...args) => calls.push({ args, afterReturn: returned })), `${method}: ${what}`)
+      returned = true
+      await sleep(20)
+      assert.equal(calls.length, 1, `${method}: ${what}: called back once`)
+      assert.ok(calls[0].afterReturn, `${method}: ${what}: called back after returning`)
+      const [error] = calls[0].args
+      assertCleanError(error, 'ERR_INVALID_SESSION', `${method}: ${what}`)
+      assert.match(error.message, kind, `${method}: ${what}: the message says the kind of problem`)
+    }
+  }
+  // toJSON returning undefined: set() only (touch() does not serialize).
+  const [error] = await callback((cb) => store.set('s', { toJSON: () => undefined }, cb))
+  assertCleanError(error, 'ERR_INVALID_SESSION', 'toJSON returning undefined')
+  assert.match(error.message, /not an object/)
+  assert.deepEqual(await store.ids(), [], 'nothing written')
+  store.close()
+})
+
+test('hostile sessions, Promise style: set() and touch() reject with the same errors, never throw', async () => {
+  const store = new SQLiteStore(':memory:')
+  for (const method of ['set', 'touch']) {
+    for (const [what, session, kind] of hostileSessions()) {
+      let promise
+      assert.doesNotThrow(() => {
+        promise = store[method]('s', session)
+      }, `${method}: ${what}`)
+      const error = await promise.then(
+        () => assert.fail(`${method}: ${what}: resolved`),
+        (e) => e,
+      )
+      assertCleanError(error, 'ERR_INVALID_SESSION', `${method}: ${what}`)
+      assert.match(error.message, kind)
+    }
+  }
+  store.close()
+})
+
+test('a session nested 100,000 deep: ERR_INVALID_SESSION saying it is nested too deeply', async () => {
+  const store = new SQLiteStore(':memory:')
+  const session = { cookie: {} }
+  let inner = session
+  for (let i = 0; i < 100_000; i++) inner = inner.next = {}
+  const [error] = await callback((cb) => store.set('deep', session, cb))
+  assertCleanError(error, 'ERR_INVALID_SESSION', 'deep session')
+  assert.match(error.message, /nested too deeply/)
+  assert.doesNotMatch(error.message, /getter|toJSON/)
+  assert.equal(await store.length(), 0)
+  store.close()
+})
+
+test('throwing ttl, userKey and extendDefaultFields functions: their codes, never their messages', async () => {
+  const store = new SQLiteStore(':memory:', {
+    ttl: (session) => (session.ttlThrows ? boom() : 60),
+    userKey: (session) => (session.keyThrows ? boom() : session.user),
+    extraColumns: { note: 'TEXT', seen: 'INTEGER', constructor: 'TEXT' },
+    extendDefaultFields: (defaults, session) => {
+      if (session.fieldsThrow) boom()
+      if (session.getterThrows) return Object.defineProperty({}, 'note', { enumerable: true, get: boom })
+      if (session.proxyDate) return { seen: new Proxy(new Date(), { getPrototypeOf: boom, get: boom }) }
+      if (session.proxyResult) return new Proxy({}, { ownKeys: boom })
+      return { note: 'fine' }
+    },
+  })
+  const cases = [
+    ['ttl throws', { ttlThrows: true }, 'ERR_INVALID_TTL'],
+    ['userKey throws', { cookie: {}, keyThrows: true }, 'ERR_INVALID_USER_KEY'],
+    ['extendDefaultFields throws', { cookie: {}, fieldsThrow: true }, 'ERR_INVALID_EXTRA_FIELD'],
+    ['a getter of its result throws', { cookie: {}, getterThrows: true }, 'ERR_INVALID_EXTRA_FIELD'],
+    ['its result is a Proxy whose trap throws', { cookie: {}, proxyResult: true }, 'ERR_INVALID_EXTRA_FIELD'],
+    ['a value is a Proxy of a Date', { cookie: {}, proxyDate: true }, 'ERR_INVALID_EXTRA_FIELD'],
+  ]
+  for (const [what, session, code] of cases) {
+    let calls = 0
+    let error
+    assert.doesNotThrow(() => store.set('s', session, (e) => ((error = e), calls++)), what)
+    await sleep(10)
+    assert.equal(calls, 1, `${what}: called back once`)
+    assertCleanError(error, code, what)
+  }
+  // A column named like an Object.prototype member is not filled from Object.prototype.
+  await store.set('ok', { cookie: {}, user: 'u' })
+  assert.deepEqual(await store.idsByUser('u'), ['ok'])
+  assert.deepEqual(await store.ids(), ['ok'], 'nothing else written')
+  store.close()
+})
+
+test('every method, given hostile arguments or none, never throws and calls back exactly once, later', async () => {
+  const file = tempDb()
+  const store = new SQLiteStore(file, { userKey: (s) => s.user })
+  await store.set('s', sessionFor('u'))
+  const hostile = [revoked(), new Proxy({}, { getPrototypeOf: boom, get: boom, ownKeys: boom })]
+  const calls = []
+  for (const closed of [false, true]) {
+    if (closed) store.close()
+    for (const value of [...hostile, undefined]) {
+      const methods = [
+        ['get', (cb) => store.get(value, cb)],
+        ['set (sid)', (cb) => store.set(value, sessionFor('x'), cb)],
+        ['set (session)', (cb) => store.set('s2', value, cb)],
+        ['destroy', (cb) => store.destroy(value, cb)],
+        ['touch (sid)', (cb) => store.touch(value, sessionFor('x'), cb)],
+        ['touch (session)', (cb) => store.touch('s', value, cb)],
+        ['all', (cb) => store.all(cb)],
+        ['ids', (cb) => store.ids(cb)],
+        ['length', (cb) => store.length(cb)],
+        ['clear', (cb) => store.clear(cb)],
+        ['idsByUser', (cb) => store.idsByUser(value, cb)],
+        ['destroyByUser (key)', (cb) => store.destroyByUser(value, cb)],
+        ['destroyByUser (options)', (cb) => store.destroyByUser('u', value, cb)],
+        ['destroyByUser ({ except })', (cb) => store.destroyByUser('u', { except: value }, cb)],
+        ['backup', (cb) => store.backup(value, cb)],
+        ['prune', (cb) => store.prune(cb)],
+        ['stats', (cb) => store.stats(cb)],
+      ]
+      for (const [name, invoke] of methods) {
+        const call = { name: `${name} (${closed ? 'closed' : 'open'}, ${typeof value})`, count: 0, afterReturn: true }
+        let returned = false
+        assert.doesNotThrow(
+          () =>
+            invoke(() => {
+              call.count++
+              if (!returned) call.afterReturn = false
+            }),
+          call.name,
+        )
+        returned = true
+        calls.push(call)
+      }
+    }
+  }
+  await sleep(200)
+  for (const call of calls) {
+    assert.equal(call.count, 1, `${call.name}: called back once`)
+    assert.ok(call.afterReturn, `${call.name}: called back after returning`)
+  }
+})
+
 // --- 7. What set() accepts, get() returns ---------------------------------------------
 
 test('any session that is a JSON object round-trips, cookie or not; get() does not delete it', async () => {
