@@ -37,7 +37,11 @@ export interface DatabaseOptions {
 }
 
 export interface StoreOptions {
-  /** Table the sessions are kept in; any non-empty name, quoted safely. Default "Sessions". */
+  /**
+   * Table the sessions are kept in; any non-empty name without NUL or unpaired surrogates,
+   * quoted safely, except express_sqlite_native_leases and sqlite_*. ASCII case does not
+   * matter, as in SQLite. Default "Sessions".
+   */
   tableName?: string
   /** WAL journal mode for a file the store opens. Default true. */
   wal?: boolean

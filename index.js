@@ -8,14 +8,13 @@ const { Store } = require('express-session')
 
 const { Database, kCore, isBetterSqlite3 } = require('./lib/database')
 const { Op } = require('./lib/core')
-const { storeOptions, snapshot, validate, isPlainObject, typeError } = require('./lib/options')
+const { storeOptions, snapshot, validate, isPlainObject, typeError, LONE_SURROGATE } = require('./lib/options')
 const { callbackOrPromise } = require('./lib/callbacks')
 const { storeError, closedError } = require('./lib/errors')
 const { expiryMs } = require('./lib/ttl')
 const { sessionColumns, normalizeUserKey, invalidUserKey } = require('./lib/columns')
 
 const MAX_SID_LENGTH = 4096
-const LONE_SURROGATE = /\p{Surrogate}/u
 
 function invalidSid(sid) {
   if (typeof sid !== 'string' || sid.length === 0) {

@@ -387,3 +387,54 @@ test("rows another program wrote: JSON objects read as stored, cookie or not; an
   )
   store.close()
 })
+
+// --- 8. Names that collide -------------------------------------------------------------
+
+test('unpaired surrogates in table, column and import names are TypeErrors; nothing is created', () => {
+  const file = tempDb()
+  const cases = [
+    [{ tableName: 'T\uD800' }, /tableName/],
+    [{ tableName: 'T\uDBFF' }, /tableName/],
+    [{ tableName: '\uDC00' }, /tableName/],
+    [{ extraColumns: { 'col\uD800': 'TEXT' } }, /extraColumns/],
+    [{ importFrom: { store: 'connect-session-knex', table: 'old\uDFFF' } }, /table/],
+    [{ importFrom: { store: 'connect-session-sequelize', sidColumn: '\uD83Dsid' } }, /sidColumn/],
+  ]
+  for (const [options, message] of cases) {
+    assert.throws(() => new SQLiteStore(file, options), (error) => {
+      assert.ok(error instanceof TypeError, String(error))
+      assert.equal(error.code, 'ERR_INVALID_ARG_TYPE')
+      assert.match(error.message, message)
+      assert.match(error.message, /surrogate/)
+      return true
+    })
+  }
+  assert.equal(fs.existsSync(file), false, 'no file was created')
+  // A paired surrogate is an ordinary character.
+  const store = new SQLiteStore(':memory:', { tableName: 'T\uD83D\uDE00' })
+  assert.equal(store.tableName, 'T😀')
+  store.close()
+})
+
+test("the store's lease table and sqlite_ names are refused as table names, in any ASCII case", async () => {
+  const cases = [
+    ['express_sqlite_native_leases', /lease/],
+    ['EXPRESS_SQLITE_NATIVE_LEASES', /lease/],
+    ['Express_Sqlite_Native_Leases', /lease/],
+    ['sqlite_sessions', /SQLite reserves/],
+    ['SQLite_Sessions', /SQLite reserves/],
+    ['SQLITE_', /SQLite reserves/],
+  ]
+  for (const [tableName, why] of cases) {
+    assert.throws(
+      () => new SQLiteStore(':memory:', { tableName }),
+      (error) => error instanceof TypeError && error.code === 'ERR_INVALID_ARG_TYPE' && why.test(error.message),
+      tableName,
+    )
+  }
+  // SQLite folds ASCII letters only: a long s (U+017F) is not an "s".
+  const store = new SQLiteStore(':memory:', { tableName: '\u017Fqlite_sessions' })
+  await store.set('s', sessionFor('s'))
+  assert.equal((await store.get('s')).user, 's')
+  store.close()
+})

@@ -7,9 +7,7 @@
 
 const { types } = require('node:util')
 const { storeError } = require('./errors')
-const { isPlainObject } = require('./options')
-
-const LONE_SURROGATE = /\p{Surrogate}/u
+const { isPlainObject, LONE_SURROGATE } = require('./options')
 
 /** User keys are stored as text; numbers by their decimal form. */
 function normalizeUserKey(key) {

@@ -11,6 +11,20 @@ const typeError = (message) => storeError('ERR_INVALID_ARG_TYPE', message, TypeE
 const isPlainObject = (value) =>
   value !== null && typeof value === 'object' && !Array.isArray(value) && !Buffer.isBuffer(value)
 
+const LONE_SURROGATE = /\p{Surrogate}/u
+
+/** The table in which the store keeps its pruning leases (src/upkeep.rs). */
+const LEASE_TABLE = 'express_sqlite_native_leases'
+
+/** SQLite compares names ignoring the case of ASCII letters only. */
+const asciiLowerCase = (name) => name.replace(/[A-Z]+/g, (letters) => letters.toLowerCase())
+
+/**
+ * A table or column name: text SQLite stores as it is. NUL would cut it short, and a
+ * lone surrogate becomes U+FFFD in UTF-8, so two different names would meet in one.
+ */
+const isName = (value) => typeof value === 'string' && value.length > 0 && !value.includes('\0') && !LONE_SURROGATE.test(value)
+
 /**
  * The own enumerable properties of an options object, each read exactly once, in an
  * object without a prototype: what everything afterwards reads. A polluted
@@ -40,8 +54,13 @@ function snapshot(input, what) {
 const check = {
   boolean: (value) => typeof value === 'boolean' || 'a boolean',
   nonEmptyString: (value) => (typeof value === 'string' && value.length > 0) || 'a non-empty string',
-  tableName: (value) =>
-    (typeof value === 'string' && value.length > 0 && !value.includes('\0')) || 'a non-empty string without NUL',
+  tableName: (value) => {
+    if (!isName(value)) return 'a non-empty string without NUL or unpaired surrogates'
+    const name = asciiLowerCase(value)
+    if (name === LEASE_TABLE) return `another name than ${LEASE_TABLE}, the table of the store's pruning leases`
+    if (name.startsWith('sqlite_')) return 'a name not starting with "sqlite_" (in any case): SQLite reserves those'
+    return true
+  },
   nonNegativeInteger: (value) => (Number.isSafeInteger(value) && value >= 0) || 'a non-negative integer',
   positiveSeconds: (value) => (typeof value === 'number' && Number.isFinite(value) && value > 0) || 'a positive number of seconds',
   nonNegativeSeconds: (value) => (typeof value === 'number' && Number.isFinite(value) && value >= 0) || 'a non-negative number of seconds',
@@ -67,9 +86,9 @@ const check = {
   extraColumns: (value) =>
     (isPlainObject(value) &&
       Object.entries(value).every(
-        ([name, type]) => name.length > 0 && !name.includes('\0') && ['TEXT', 'INTEGER', 'REAL', 'NUMERIC', 'BLOB'].includes(type),
+        ([name, type]) => isName(name) && ['TEXT', 'INTEGER', 'REAL', 'NUMERIC', 'BLOB'].includes(type),
       )) ||
-    "an object of column name to 'TEXT' | 'INTEGER' | 'REAL' | 'NUMERIC' | 'BLOB'",
+    "an object of column name (without NUL or unpaired surrogates) to 'TEXT' | 'INTEGER' | 'REAL' | 'NUMERIC' | 'BLOB'",
   importFrom: (value) => {
     const stores = ['connect-session-knex', 'connect-session-sequelize']
     if (stores.includes(value)) return true
@@ -77,8 +96,8 @@ const check = {
     const extra = Object.keys(value).find((k) => !['store', 'table', 'sidColumn'].includes(k))
     if (extra) return `{ store, table, sidColumn } (unknown "${extra}")`
     for (const k of ['table', 'sidColumn']) {
-      if (value[k] !== undefined && (typeof value[k] !== 'string' || value[k].length === 0 || value[k].includes('\0'))) {
-        return `{ store, table, sidColumn } with ${k} a non-empty string`
+      if (value[k] !== undefined && !isName(value[k])) {
+        return `{ store, table, sidColumn } with ${k} a non-empty string without NUL or unpaired surrogates`
       }
     }
     return true
@@ -212,4 +231,4 @@ function storeOptions(input) {
   }
 }
 
-module.exports = { databaseOptions, storeOptions, snapshot, validate, isPlainObject, typeError, DEFAULT_MAX_SESSION_BYTES }
+module.exports = { databaseOptions, storeOptions, snapshot, validate, isPlainObject, typeError, LONE_SURROGATE, DEFAULT_MAX_SESSION_BYTES }
