@@ -81,9 +81,9 @@ export interface StoreOptions {
   createtable?: boolean
   /** connect-session-knex's name (before v5) for pruneInterval, in milliseconds; false: no pruning. */
   clearInterval?: number | false
-  /** connect-session-knex v5's name for pruneInterval, in milliseconds; 0 or false: no pruning. */
+  /** connect-session-knex v5's name for pruneInterval, in milliseconds; 0, a negative number or false: no pruning. */
   cleanupInterval?: number | false
-  /** connect-session-sequelize's name for pruneInterval, in milliseconds; 0 or false: no pruning. */
+  /** connect-session-sequelize's name for pruneInterval, in milliseconds; 0, a negative number or false: no pruning. */
   checkExpirationInterval?: number | false
   /** connect-session-sequelize's name for ttl, in milliseconds. */
   expiration?: number
@@ -196,9 +196,16 @@ export declare class SQLiteStore extends Store {
   /** Stops background pruning (connect-session-knex's name). */
   stopDbCleanup(): void
 
+  /** Stops background pruning (connect-session-sequelize's name for stopDbCleanup). */
+  stopExpiringSessions(): void
+
   /** Deletes expired sessions now, on a background thread. */
   prune(callback: (error: unknown, deleted?: number) => void): void
   prune(): Promise<number>
+
+  /** Deletes expired sessions now (connect-session-sequelize's name for prune). */
+  clearExpiredSessions(callback: (error: unknown, deleted?: number) => void): void
+  clearExpiredSessions(): Promise<number>
 
   close(callback: ErrorOnlyCallback): void
   close(): Promise<void>

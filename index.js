@@ -398,11 +398,21 @@ class SQLiteStore extends Store {
     if (!this.#closed) this.#core.stopPruning(this.#table)
   }
 
+  /** connect-session-sequelize's name for stopDbCleanup(). */
+  stopExpiringSessions() {
+    this.stopDbCleanup()
+  }
+
   /** Deletes expired sessions now, on a background thread; gives the number deleted. */
   prune(callback) {
     return callbackOrPromise(callback, (done) => {
       if (this.#usable(done)) this.#core.prune(done, this.#table)
     })
+  }
+
+  /** connect-session-sequelize's name for prune(). */
+  clearExpiredSessions(callback) {
+    return this.prune(callback)
   }
 
   /**

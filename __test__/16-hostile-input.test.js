@@ -438,3 +438,52 @@ test("the store's lease table and sqlite_ names are refused as table names, in a
   assert.equal((await store.get('s')).user, 's')
   store.close()
 })
+
+// --- 12. Names from the knex and sequelize stores ----------------------------------------
+
+test('cleanupInterval and checkExpirationInterval <= 0 (their stores use -1) turn pruning off', async () => {
+  for (const name of ['cleanupInterval', 'checkExpirationInterval']) {
+    for (const value of [-1, -1000, -0.5]) {
+      const file = tempDb()
+      const store = new SQLiteStore(file, { [name]: value })
+      await store.set('old', sessionFor('old', 10))
+      await sleep(150)
+      assert.equal((await store.stats()).pruneRuns, 0, `${name}: ${value}: no scheduled prune`)
+      assert.equal(inspect(file).get('SELECT COUNT(*) AS n FROM Sessions').n, 1, `${name}: ${value}: not pruned`)
+      store.close()
+    }
+  }
+  // Our own name and knex's older one keep refusing them (false is their "off").
+  for (const options of [{ pruneInterval: 0 }, { pruneInterval: -1 }, { clearInterval: -1 }, { cleanupInterval: -Infinity }, { checkExpirationInterval: NaN }]) {
+    assert.throws(() => new SQLiteStore(':memory:', options), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' }, JSON.stringify(options))
+  }
+})
+
+test('stopExpiringSessions() stops scheduled pruning; clearExpiredSessions() deletes expired sessions now (callback or Promise)', async () => {
+  const file = tempDb()
+  const store = new SQLiteStore(file, { checkExpirationInterval: 100 })
+  assert.equal(store.stopExpiringSessions(), undefined)
+  await store.set('old-1', sessionFor('old-1', 10))
+  await store.set('old-2', sessionFor('old-2', 10))
+  await store.set('live', sessionFor('live', 60_000))
+  await sleep(400)
+  assert.equal((await store.stats()).pruneRuns, 0, 'no scheduled prune after stopExpiringSessions()')
+  assert.equal(inspect(file).get('SELECT COUNT(*) AS n FROM Sessions').n, 3, 'expired rows still there')
+
+  const [error, deleted] = await callback((cb) => store.clearExpiredSessions(cb))
+  assert.equal(error, undefined)
+  assert.equal(deleted, 2)
+  assert.equal((await store.stats()).pruneRuns, 1)
+  assert.deepEqual(inspect(file).all('SELECT id FROM Sessions').map((r) => r.id), ['live'])
+
+  await store.set('old-3', sessionFor('old-3', 10))
+  await sleep(20)
+  const promise = store.clearExpiredSessions()
+  assert.ok(promise instanceof Promise)
+  assert.equal(await promise, 1)
+  assert.equal((await store.stats()).pruneRuns, 2)
+  assert.deepEqual(inspect(file).all('SELECT id FROM Sessions').map((r) => r.id), ['live'])
+  store.close()
+  await assert.rejects(store.clearExpiredSessions(), { code: 'ERR_STORE_CLOSED' })
+  assert.doesNotThrow(() => store.stopExpiringSessions(), 'after close: nothing to stop')
+})

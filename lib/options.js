@@ -78,11 +78,14 @@ const check = {
     value === false ||
     (typeof value === 'number' && Number.isFinite(value) && value > 0 && value <= 4_000_000_000) ||
     'false or a positive number of milliseconds',
-  // 0 included: connect-session-knex v5 and connect-session-sequelize turn their cleanup
-  // off with it, so it means the same here. (Knex before v5 read a 0 clearInterval as
-  // its default of 60 s, so there 0 stays refused rather than guessed at.)
-  intervalMsOrZero: (value) =>
-    value === 0 || check.intervalMs(value) === true || 'false, 0 (no pruning) or a positive number of milliseconds',
+  // 0 and below included: connect-session-knex v5 and connect-session-sequelize turn
+  // their cleanup off with any value <= 0 (their own tests use -1), so it means the same
+  // here. (Knex before v5 read a 0 clearInterval as its default of 60 s, so there 0 and
+  // below stay refused rather than guessed at.)
+  intervalMsOrOff: (value) =>
+    (typeof value === 'number' && value <= 0 && Number.isFinite(value)) ||
+    check.intervalMs(value) === true ||
+    'false, a number <= 0 (no pruning) or a positive number of milliseconds',
   extraColumns: (value) =>
     (isPlainObject(value) &&
       Object.entries(value).every(
@@ -139,8 +142,8 @@ const STORE_OPTIONS = {
   // The names connect-session-knex and connect-session-sequelize users know.
   createtable: check.boolean,
   clearInterval: check.intervalMs, // connect-session-knex before v5
-  cleanupInterval: check.intervalMsOrZero, // connect-session-knex v5
-  checkExpirationInterval: check.intervalMsOrZero,
+  cleanupInterval: check.intervalMsOrOff, // connect-session-knex v5
+  checkExpirationInterval: check.intervalMsOrOff,
   expiration: check.milliseconds,
 }
 
@@ -153,7 +156,7 @@ function alias(options, ours, theirs, convert) {
   return convert(options[theirs])
 }
 
-const msToSeconds = (ms) => (ms === false || ms === 0 ? false : ms / 1000)
+const msToSeconds = (ms) => (ms === false || ms <= 0 ? false : ms / 1000)
 
 /** The other stores' names for pruneInterval, all in milliseconds. */
 const PRUNE_INTERVAL_ALIASES = ['clearInterval', 'cleanupInterval', 'checkExpirationInterval']
