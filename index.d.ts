@@ -37,7 +37,11 @@ export interface DatabaseOptions {
 }
 
 export interface StoreOptions {
-  /** Table the sessions are kept in; any non-empty name, quoted safely. Default "Sessions". */
+  /**
+   * Table the sessions are kept in; any non-empty name without NUL or unpaired surrogates,
+   * quoted safely, except express_sqlite_native_leases and sqlite_*. ASCII case does not
+   * matter, as in SQLite. Default "Sessions".
+   */
   tableName?: string
   /** WAL journal mode for a file the store opens. Default true. */
   wal?: boolean
@@ -77,9 +81,9 @@ export interface StoreOptions {
   createtable?: boolean
   /** connect-session-knex's name (before v5) for pruneInterval, in milliseconds; false: no pruning. */
   clearInterval?: number | false
-  /** connect-session-knex v5's name for pruneInterval, in milliseconds; 0 or false: no pruning. */
+  /** connect-session-knex v5's name for pruneInterval, in milliseconds; 0, a negative number or false: no pruning. */
   cleanupInterval?: number | false
-  /** connect-session-sequelize's name for pruneInterval, in milliseconds; 0 or false: no pruning. */
+  /** connect-session-sequelize's name for pruneInterval, in milliseconds; 0, a negative number or false: no pruning. */
   checkExpirationInterval?: number | false
   /** connect-session-sequelize's name for ttl, in milliseconds. */
   expiration?: number
@@ -192,9 +196,16 @@ export declare class SQLiteStore extends Store {
   /** Stops background pruning (connect-session-knex's name). */
   stopDbCleanup(): void
 
+  /** Stops background pruning (connect-session-sequelize's name for stopDbCleanup). */
+  stopExpiringSessions(): void
+
   /** Deletes expired sessions now, on a background thread. */
   prune(callback: (error: unknown, deleted?: number) => void): void
   prune(): Promise<number>
+
+  /** Deletes expired sessions now (connect-session-sequelize's name for prune). */
+  clearExpiredSessions(callback: (error: unknown, deleted?: number) => void): void
+  clearExpiredSessions(): Promise<number>
 
   close(callback: ErrorOnlyCallback): void
   close(): Promise<void>

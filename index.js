@@ -8,14 +8,13 @@ const { Store } = require('express-session')
 
 const { Database, kCore, isBetterSqlite3 } = require('./lib/database')
 const { Op } = require('./lib/core')
-const { storeOptions, isPlainObject, typeError } = require('./lib/options')
+const { storeOptions, snapshot, validate, isPlainObject, typeError, LONE_SURROGATE } = require('./lib/options')
 const { callbackOrPromise } = require('./lib/callbacks')
 const { storeError, closedError } = require('./lib/errors')
 const { expiryMs } = require('./lib/ttl')
 const { sessionColumns, normalizeUserKey, invalidUserKey } = require('./lib/columns')
 
 const MAX_SID_LENGTH = 4096
-const LONE_SURROGATE = /\p{Surrogate}/u
 
 function invalidSid(sid) {
   if (typeof sid !== 'string' || sid.length === 0) {
@@ -31,7 +30,10 @@ function invalidSid(sid) {
   return undefined
 }
 
-/** What express-session can use: a JSON object with a cookie object in it. */
+/**
+ * A stored session: any JSON object, as set() stored it, cookie or not (set() refuses
+ * anything else). Undefined for a row another program wrote that is not one.
+ */
 function parseSession(json) {
   let session
   try {
@@ -39,8 +41,26 @@ function parseSession(json) {
   } catch {
     return undefined
   }
-  return isPlainObject(session) && isPlainObject(session.cookie) ? session : undefined
+  return isPlainObject(session) ? session : undefined
 }
+
+const invalidSession = (message) => storeError('ERR_INVALID_SESSION', message, TypeError)
+
+/**
+ * Why a session given to set() or touch() cannot be used, or undefined. A Proxy can
+ * throw from the mere type check (revoked, or a throwing getPrototypeOf trap).
+ */
+function sessionTypeError(session) {
+  try {
+    if (isPlainObject(session)) return undefined
+  } catch {
+    return invalidSession('the session is a Proxy that cannot be inspected (revoked, or a trap threw)')
+  }
+  return invalidSession('the session must be an object')
+}
+
+/** destroyByUser's second argument. */
+const DESTROY_BY_USER_OPTIONS = { __proto__: null, except: () => true }
 
 const noTable = (name) => storeError('ERR_NO_TABLE', `table "${name}" does not exist and createTable is false`)
 
@@ -179,7 +199,7 @@ class SQLiteStore extends Store {
       const [json, expires] = entry
       const session = parseSession(json)
       if (session === undefined) {
-        // express-session would crash on this row: drop it and report no session.
+        // Not a session at all (another program's row): drop it and report none.
         return this.#core.write((error) => done(error, null), this.#table, Op.DESTROY, sid)
       }
       // touch() moves only the stored expiry, not the cookie inside the JSON: give the
@@ -195,9 +215,8 @@ class SQLiteStore extends Store {
   set(sid, session, callback) {
     return callbackOrPromise(callback, (done) => {
       if (!this.#usableWith(done, sid)) return
-      if (!isPlainObject(session)) {
-        return this.#core.defer(done, storeError('ERR_INVALID_SESSION', 'the session must be an object', TypeError))
-      }
+      const invalid = sessionTypeError(session)
+      if (invalid) return this.#core.defer(done, invalid)
       let json, expires, key, extras
       const now = Date.now()
       try {
@@ -223,9 +242,8 @@ class SQLiteStore extends Store {
   touch(sid, session, callback) {
     return callbackOrPromise(callback, (done) => {
       if (!this.#usableWith(done, sid)) return
-      if (!isPlainObject(session)) {
-        return this.#core.defer(done, storeError('ERR_INVALID_SESSION', 'the session must be an object', TypeError))
-      }
+      const invalid = sessionTypeError(session)
+      if (invalid) return this.#core.defer(done, invalid)
       const now = Date.now()
       let expires
       try {
@@ -305,10 +323,13 @@ class SQLiteStore extends Store {
     return callbackOrPromise(callback, (done) => {
       const userKey = normalizeUserKey(key)
       if (userKey === undefined) return this.#core.defer(done, invalidUserKey())
-      if (options !== undefined && !isPlainObject(options)) {
-        return this.#core.defer(done, typeError('destroyByUser options must be an object like { except: sid }'))
+      let except
+      try {
+        // Read once, own properties only, like the store's options.
+        ;({ except } = validate(snapshot(options, 'destroyByUser options'), DESTROY_BY_USER_OPTIONS, 'destroyByUser options'))
+      } catch (error) {
+        return this.#core.defer(done, error)
       }
-      const except = options === undefined ? undefined : options.except
       if (except !== undefined && invalidSid(except)) return this.#core.defer(done, invalidSid(except))
       if (!this.#usable(done)) return
       this.#core.write(done, this.#table, Op.DESTROY_BY_USER, except ?? null, null, null, userKey)
@@ -391,11 +412,21 @@ class SQLiteStore extends Store {
     if (!this.#closed) this.#core.stopPruning(this.#table)
   }
 
+  /** connect-session-sequelize's name for stopDbCleanup(). */
+  stopExpiringSessions() {
+    this.stopDbCleanup()
+  }
+
   /** Deletes expired sessions now, on a background thread; gives the number deleted. */
   prune(callback) {
     return callbackOrPromise(callback, (done) => {
       if (this.#usable(done)) this.#core.prune(done, this.#table)
     })
+  }
+
+  /** connect-session-sequelize's name for prune(). */
+  clearExpiredSessions(callback) {
+    return this.prune(callback)
   }
 
   /**
@@ -429,7 +460,12 @@ function serialize(session, maxBytes) {
     // No `cause`: what JSON.stringify threw can carry session data (a getter's or
     // toJSON's own message; V8 names the keys along a circular path). The reason is
     // told by its kind only.
-    throw storeError('ERR_INVALID_SESSION', `the session cannot be serialized to JSON: ${unserializableReason(thrown)}`, TypeError)
+    throw invalidSession(`the session cannot be serialized to JSON: ${unserializableReason(thrown)}`)
+  }
+  // What get() gives back is what JSON.parse makes of this: it must be an object too
+  // (a Date session is a string, a toJSON can give anything, or undefined).
+  if (typeof json !== 'string' || json.charCodeAt(0) !== 0x7b /* { */) {
+    throw invalidSession('the session serializes to JSON that is not an object (a Date, or a toJSON giving something else)')
   }
   // Each UTF-16 unit is at most 3 UTF-8 bytes: count exactly only when it could matter.
   if (json.length * 3 > maxBytes && Buffer.byteLength(json) > maxBytes) {
@@ -440,12 +476,18 @@ function serialize(session, maxBytes) {
 
 /** Why JSON.stringify failed, without a word of what it was given. */
 function unserializableReason(thrown) {
-  // The engines' own errors are TypeErrors (V8, JavaScriptCore); anything else was
-  // thrown by the session's own code.
-  const message = thrown instanceof TypeError ? String(thrown.message) : ''
-  if (/circular|cyclic/i.test(message)) return 'it contains a circular reference'
-  if (/BigInt/.test(message)) return 'it contains a BigInt'
-  return 'a getter or toJSON in it threw (or it holds a value JSON cannot represent)'
+  // The engines' own errors are TypeErrors and, for a stack overflow, RangeErrors (V8,
+  // JavaScriptCore); anything else was thrown by the session's own code, which can
+  // also throw a Proxy whose every trap throws: looking at it is guarded too.
+  try {
+    if (thrown instanceof RangeError && /call stack/i.test(String(thrown.message))) return 'it is nested too deeply'
+    const message = thrown instanceof TypeError ? String(thrown.message) : ''
+    if (/circular|cyclic/i.test(message)) return 'it contains a circular reference'
+    if (/BigInt/.test(message)) return 'it contains a BigInt'
+  } catch {
+    // what it threw could not even be looked at: the session's own code, then
+  }
+  return 'a getter, toJSON or Proxy trap in it threw (or it holds a value JSON cannot represent)'
 }
 
 module.exports = { SQLiteStore, Database }

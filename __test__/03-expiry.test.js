@@ -85,7 +85,7 @@ test('touch moves only the expiry: it never writes data', async () => {
   store.close()
 })
 
-test('rows that are not JSON or have no cookie are treated as missing and deleted', async () => {
+test('rows that are not JSON objects are treated as missing and deleted; a row without cookie is served as stored', async () => {
   const file = tempDb()
   const store = new SQLiteStore(file)
   await store.set('fine', sessionFor('fine'))
@@ -97,17 +97,19 @@ test('rows that are not JSON or have no cookie are treated as missing and delete
   db.run(insert, 'array', '[1,2]', future)
   db.run(insert, 'null', 'null', future)
   db.close()
-  for (const sid of ['not-json', 'no-cookie', 'array', 'null']) {
+  for (const sid of ['not-json', 'array', 'null']) {
     assert.equal(await store.get(sid), null, sid)
   }
+  // What set() accepts (any JSON object), get() returns: no cookie is not no session.
+  assert.deepEqual(await store.get('no-cookie'), { user: 'x' })
   assert.deepEqual(
     (await store.all()).map((s) => s.id),
-    ['fine'],
+    ['fine', 'no-cookie'],
   )
   const check = inspect(file)
   assert.deepEqual(
     check.all('SELECT id FROM Sessions ORDER BY id').map((r) => r.id),
-    ['fine'],
+    ['fine', 'no-cookie'],
   )
   check.close()
   store.close()

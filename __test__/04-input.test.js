@@ -102,7 +102,8 @@ test('a ttl function that throws or returns a non-number fails that call only', 
     throw new Error('ttl exploded')
   }
   await assert.rejects(store.set('a', { cookie: {}, bad: true }), { code: 'ERR_INVALID_TTL' })
-  await assert.rejects(store.set('b', { cookie: {}, boom: true }), { message: 'ttl exploded' })
+  // Its own message is not passed on: it can quote the session.
+  await assert.rejects(store.set('b', { cookie: {}, boom: true }), (error) => error.code === 'ERR_INVALID_TTL' && !error.message.includes('exploded'))
   await store.set('c', { cookie: {} })
   assert.deepEqual(await store.ids(), ['c'])
   store.close()

@@ -75,7 +75,8 @@ test('aliases: clearInterval and cleanupInterval (knex), checkExpirationInterval
     [{ clearInterval: 1000, cleanupInterval: 1000 }, /clearInterval or cleanupInterval, not both/],
     [{ cleanupInterval: 1000, checkExpirationInterval: 1000 }, /not both/],
     [{ clearInterval: 'soon' }, /clearInterval/],
-    [{ cleanupInterval: -1 }, /cleanupInterval/],
+    [{ cleanupInterval: NaN }, /cleanupInterval/],
+    [{ checkExpirationInterval: -Infinity }, /checkExpirationInterval/],
     // Knex before v5 read 0 as "the default interval": refused rather than guessed at.
     [{ clearInterval: 0 }, /clearInterval must be false or a positive number of milliseconds/],
   ]) {

@@ -23,7 +23,7 @@ const options: StoreOptions = {
   userKey: (s) => (s as SessionData & { userId?: string }).userId,
 }
 const knexNames: StoreOptions = { cleanupInterval: 60_000, clearInterval: undefined, createtable: true }
-const sequelizeNames: StoreOptions = { checkExpirationInterval: 0, expiration: 86_400_000 }
+const sequelizeNames: StoreOptions = { checkExpirationInterval: -1, expiration: 86_400_000 }
 void [knexNames, sequelizeNames]
 // index.mjs and index.js (module.exports.default) both default-export the class.
 const SameClass: typeof SQLiteStore = DefaultExport
@@ -70,10 +70,13 @@ async function promises(): Promise<void> {
   const ended: number = await store.destroyByUser(7, { except: 'sid' })
   const stats: StoreStats = await store.stats()
   const pruned: number = await store.prune()
+  const cleared2: number = await store.clearExpiredSessions()
+  store.clearExpiredSessions((error, deleted) => void [error, deleted])
+  store.stopExpiringSessions()
   await store.backup('/tmp/copy.db')
   const synced: Promise<void> = store.sync()
   await synced
-  void [own, mine, ended, stats.sessions, pruned]
+  void [own, mine, ended, stats.sessions, pruned, cleared2]
   void [count, touched, all, ids, n, cleared, image, asBaseStore]
 }
 void promises

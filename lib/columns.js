@@ -5,10 +5,9 @@
 // the user's own `extraColumns` (from `extendDefaultFields`). `userKey` is simply the
 // entry of that list the store declares itself and indexes.
 
+const { types } = require('node:util')
 const { storeError } = require('./errors')
-const { isPlainObject } = require('./options')
-
-const LONE_SURROGATE = /\p{Surrogate}/u
+const { isPlainObject, LONE_SURROGATE } = require('./options')
 
 /** User keys are stored as text; numbers by their decimal form. */
 function normalizeUserKey(key) {
@@ -17,8 +16,8 @@ function normalizeUserKey(key) {
   return undefined
 }
 
-const invalidUserKey = () =>
-  storeError('ERR_INVALID_USER_KEY', 'a user key must be a non-empty string or a finite number', TypeError)
+const invalidUserKey = (message = 'a user key must be a non-empty string or a finite number') =>
+  storeError('ERR_INVALID_USER_KEY', message, TypeError)
 
 const invalidField = (message) => storeError('ERR_INVALID_EXTRA_FIELD', message, TypeError)
 
@@ -28,7 +27,11 @@ function columnValue(value, name) {
   if (typeof value === 'string') return value
   if (typeof value === 'number' && Number.isFinite(value)) return value
   if (typeof value === 'boolean') return value ? 1 : 0
-  if (value instanceof Date && !Number.isNaN(value.getTime())) return value.getTime()
+  // By its internal slot, not by instanceof or its own getTime: no user code runs.
+  if (types.isDate(value)) {
+    const time = Date.prototype.getTime.call(value)
+    if (!Number.isNaN(time)) return time
+  }
   throw invalidField(`extendDefaultFields gave column "${name}" a value that is not text, a number, a boolean, a Date or null`)
 }
 
@@ -48,7 +51,13 @@ function sessionColumns({ userKey, extraColumns, extendDefaultFields }) {
       builtIn: true,
       value(session) {
         if (userKey === undefined) return null
-        const key = userKey(session)
+        let key
+        try {
+          key = userKey(session)
+        } catch {
+          // Not what it threw: that can quote the session.
+          throw invalidUserKey('the userKey function threw')
+        }
         if (key === null || key === undefined) return null
         const normalized = normalizeUserKey(key)
         if (normalized === undefined) throw invalidUserKey()
@@ -65,11 +74,24 @@ function sessionColumns({ userKey, extraColumns, extendDefaultFields }) {
   const extra = columns.filter((c) => !c.builtIn)
   const names = new Set(extra.map((c) => c.name))
 
-  /** What extendDefaultFields gives, checked against the declared columns. */
+  /**
+   * What extendDefaultFields gives, checked against the declared columns: its own
+   * enumerable properties, each read once, in an object without a prototype (a column
+   * named "constructor" is then not Object's constructor).
+   */
   function fieldsOf(session, json, expires) {
-    if (extra.length === 0 || extendDefaultFields === undefined) return {}
-    const fields = extendDefaultFields({ data: json, expires: new Date(expires) }, session)
-    if (!isPlainObject(fields)) throw invalidField('extendDefaultFields must return an object')
+    if (extra.length === 0 || extendDefaultFields === undefined) return Object.create(null)
+    const fields = Object.create(null)
+    let isObject
+    try {
+      const result = extendDefaultFields({ data: json, expires: new Date(expires) }, session)
+      isObject = isPlainObject(result)
+      if (isObject) for (const name of Object.keys(result)) fields[name] = result[name]
+    } catch {
+      // Not what it threw: that can quote the session.
+      throw invalidField('extendDefaultFields threw, or a getter or Proxy trap of what it returned threw')
+    }
+    if (!isObject) throw invalidField('extendDefaultFields must return an object')
     for (const name of Object.keys(fields)) {
       if (name !== 'data' && name !== 'expires' && !names.has(name)) {
         throw invalidField(`extendDefaultFields returned "${name}", which is not in extraColumns`)

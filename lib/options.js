@@ -11,11 +11,56 @@ const typeError = (message) => storeError('ERR_INVALID_ARG_TYPE', message, TypeE
 const isPlainObject = (value) =>
   value !== null && typeof value === 'object' && !Array.isArray(value) && !Buffer.isBuffer(value)
 
+const LONE_SURROGATE = /\p{Surrogate}/u
+
+/** The table in which the store keeps its pruning leases (src/upkeep.rs). */
+const LEASE_TABLE = 'express_sqlite_native_leases'
+
+/** SQLite compares names ignoring the case of ASCII letters only. */
+const asciiLowerCase = (name) => name.replace(/[A-Z]+/g, (letters) => letters.toLowerCase())
+
+/**
+ * A table or column name: text SQLite stores as it is. NUL would cut it short, and a
+ * lone surrogate becomes U+FFFD in UTF-8, so two different names would meet in one.
+ */
+const isName = (value) => typeof value === 'string' && value.length > 0 && !value.includes('\0') && !LONE_SURROGATE.test(value)
+
+/**
+ * The own enumerable properties of an options object, each read exactly once, in an
+ * object without a prototype: what everything afterwards reads. A polluted
+ * Object.prototype then supplies nothing, and a getter or Proxy cannot answer one
+ * thing to the checks and another to the code that uses the option.
+ */
+function snapshot(input, what) {
+  const copy = Object.create(null)
+  if (input === undefined) return copy
+  // What a getter or trap threw is not passed on: its message is someone else's.
+  const unreadable = () => typeError(`${what} could not be read: a getter or Proxy trap in it threw`)
+  let isObject
+  try {
+    isObject = isPlainObject(input)
+  } catch {
+    throw unreadable()
+  }
+  if (!isObject) throw typeError(`${what} must be an object`)
+  try {
+    for (const name of Object.keys(input)) copy[name] = input[name]
+  } catch {
+    throw unreadable()
+  }
+  return copy
+}
+
 const check = {
   boolean: (value) => typeof value === 'boolean' || 'a boolean',
   nonEmptyString: (value) => (typeof value === 'string' && value.length > 0) || 'a non-empty string',
-  tableName: (value) =>
-    (typeof value === 'string' && value.length > 0 && !value.includes('\0')) || 'a non-empty string without NUL',
+  tableName: (value) => {
+    if (!isName(value)) return 'a non-empty string without NUL or unpaired surrogates'
+    const name = asciiLowerCase(value)
+    if (name === LEASE_TABLE) return `another name than ${LEASE_TABLE}, the table of the store's pruning leases`
+    if (name.startsWith('sqlite_')) return 'a name not starting with "sqlite_" (in any case): SQLite reserves those'
+    return true
+  },
   nonNegativeInteger: (value) => (Number.isSafeInteger(value) && value >= 0) || 'a non-negative integer',
   positiveSeconds: (value) => (typeof value === 'number' && Number.isFinite(value) && value > 0) || 'a positive number of seconds',
   nonNegativeSeconds: (value) => (typeof value === 'number' && Number.isFinite(value) && value >= 0) || 'a non-negative number of seconds',
@@ -33,17 +78,20 @@ const check = {
     value === false ||
     (typeof value === 'number' && Number.isFinite(value) && value > 0 && value <= 4_000_000_000) ||
     'false or a positive number of milliseconds',
-  // 0 included: connect-session-knex v5 and connect-session-sequelize turn their cleanup
-  // off with it, so it means the same here. (Knex before v5 read a 0 clearInterval as
-  // its default of 60 s, so there 0 stays refused rather than guessed at.)
-  intervalMsOrZero: (value) =>
-    value === 0 || check.intervalMs(value) === true || 'false, 0 (no pruning) or a positive number of milliseconds',
+  // 0 and below included: connect-session-knex v5 and connect-session-sequelize turn
+  // their cleanup off with any value <= 0 (their own tests use -1), so it means the same
+  // here. (Knex before v5 read a 0 clearInterval as its default of 60 s, so there 0 and
+  // below stay refused rather than guessed at.)
+  intervalMsOrOff: (value) =>
+    (typeof value === 'number' && value <= 0 && Number.isFinite(value)) ||
+    check.intervalMs(value) === true ||
+    'false, a number <= 0 (no pruning) or a positive number of milliseconds',
   extraColumns: (value) =>
     (isPlainObject(value) &&
       Object.entries(value).every(
-        ([name, type]) => name.length > 0 && !name.includes('\0') && ['TEXT', 'INTEGER', 'REAL', 'NUMERIC', 'BLOB'].includes(type),
+        ([name, type]) => isName(name) && ['TEXT', 'INTEGER', 'REAL', 'NUMERIC', 'BLOB'].includes(type),
       )) ||
-    "an object of column name to 'TEXT' | 'INTEGER' | 'REAL' | 'NUMERIC' | 'BLOB'",
+    "an object of column name (without NUL or unpaired surrogates) to 'TEXT' | 'INTEGER' | 'REAL' | 'NUMERIC' | 'BLOB'",
   importFrom: (value) => {
     const stores = ['connect-session-knex', 'connect-session-sequelize']
     if (stores.includes(value)) return true
@@ -51,8 +99,8 @@ const check = {
     const extra = Object.keys(value).find((k) => !['store', 'table', 'sidColumn'].includes(k))
     if (extra) return `{ store, table, sidColumn } (unknown "${extra}")`
     for (const k of ['table', 'sidColumn']) {
-      if (value[k] !== undefined && (typeof value[k] !== 'string' || value[k].length === 0 || value[k].includes('\0'))) {
-        return `{ store, table, sidColumn } with ${k} a non-empty string`
+      if (value[k] !== undefined && !isName(value[k])) {
+        return `{ store, table, sidColumn } with ${k} a non-empty string without NUL or unpaired surrogates`
       }
     }
     return true
@@ -94,8 +142,8 @@ const STORE_OPTIONS = {
   // The names connect-session-knex and connect-session-sequelize users know.
   createtable: check.boolean,
   clearInterval: check.intervalMs, // connect-session-knex before v5
-  cleanupInterval: check.intervalMsOrZero, // connect-session-knex v5
-  checkExpirationInterval: check.intervalMsOrZero,
+  cleanupInterval: check.intervalMsOrOff, // connect-session-knex v5
+  checkExpirationInterval: check.intervalMsOrOff,
   expiration: check.milliseconds,
 }
 
@@ -108,30 +156,31 @@ function alias(options, ours, theirs, convert) {
   return convert(options[theirs])
 }
 
-const msToSeconds = (ms) => (ms === false || ms === 0 ? false : ms / 1000)
+const msToSeconds = (ms) => (ms === false || ms <= 0 ? false : ms / 1000)
 
 /** The other stores' names for pruneInterval, all in milliseconds. */
 const PRUNE_INTERVAL_ALIASES = ['clearInterval', 'cleanupInterval', 'checkExpirationInterval']
 
-function validate(input, rules, what) {
-  if (input === undefined) return {}
-  if (!isPlainObject(input)) throw typeError(`${what} must be an object`)
-  for (const [name, value] of Object.entries(input)) {
-    const rule = rules[name]
-    if (rule === undefined) throw typeError(`${what}: unknown option "${name}"`)
+/** Checks a snapshot against a table of rules; throws a TypeError naming what is wrong. */
+function validate(options, rules, what) {
+  for (const name of Object.keys(options)) {
+    // Own rules only: a name like "constructor" or "hasOwnProperty" is just unknown.
+    if (!Object.hasOwn(rules, name)) throw typeError(`${what}: unknown option "${name}"`)
+    const value = options[name]
     if (value === undefined) continue
-    const verdict = rule(value)
+    const verdict = rules[name](value)
     if (verdict !== true) throw typeError(`${what}.${name} must be ${verdict}`)
   }
-  return input
+  return options
 }
 
 /** 1 MiB: far above any real session (express-session's own are well under 4 KB). */
 const DEFAULT_MAX_SESSION_BYTES = 1024 * 1024
 
 function databaseOptions(input) {
-  const options = validate(input, DATABASE_OPTIONS, 'databaseOptions')
+  const options = validate(snapshot(input, 'databaseOptions'), DATABASE_OPTIONS, 'databaseOptions')
   return {
+    __proto__: null,
     readonly: options.readonly ?? false,
     fileMustExist: options.fileMustExist ?? false,
     timeout: options.timeout ?? 5000,
@@ -141,8 +190,22 @@ function databaseOptions(input) {
   }
 }
 
+/** Every field own, so that the native side reading it never reaches a prototype. */
+function importSource(importFrom) {
+  if (typeof importFrom === 'string') return { __proto__: null, store: importFrom, table: undefined, sidColumn: undefined }
+  return { __proto__: null, store: importFrom.store, table: importFrom.table, sidColumn: importFrom.sidColumn }
+}
+
+/** Store options whose value can be an object: read once into a snapshot of their own. */
+const OBJECT_OPTIONS = ['databaseOptions', 'extraColumns', 'importFrom']
+
 function storeOptions(input) {
-  const options = { ...validate(input, STORE_OPTIONS, 'storeOptions') }
+  const options = snapshot(input, 'storeOptions')
+  for (const name of OBJECT_OPTIONS) {
+    const value = options[name]
+    if (typeof value === 'object' && value !== null) options[name] = snapshot(value, `storeOptions.${name}`)
+  }
+  validate(options, STORE_OPTIONS, 'storeOptions')
   options.createTable = alias(options, 'createTable', 'createtable', (v) => v)
   const intervals = PRUNE_INTERVAL_ALIASES.filter((name) => options[name] !== undefined)
   if (intervals.length > 1) throw typeError(`storeOptions: give ${intervals[0]} or ${intervals[1]}, not both`)
@@ -152,6 +215,7 @@ function storeOptions(input) {
     throw typeError('storeOptions: extendDefaultFields needs extraColumns to declare its columns')
   }
   return {
+    __proto__: null,
     tableName: options.tableName ?? 'Sessions',
     wal: options.wal ?? true,
     databaseOptions: options.databaseOptions,
@@ -164,15 +228,10 @@ function storeOptions(input) {
     synchronous: options.synchronous,
     pruneInterval: options.pruneInterval ?? 900,
     createTable: options.createTable ?? true,
-    extraColumns: options.extraColumns ?? {},
+    extraColumns: options.extraColumns ?? Object.create(null),
     extendDefaultFields: options.extendDefaultFields,
-    importFrom:
-      options.importFrom === undefined
-        ? null
-        : typeof options.importFrom === 'string'
-          ? { store: options.importFrom }
-          : { store: options.importFrom.store, table: options.importFrom.table, sidColumn: options.importFrom.sidColumn },
+    importFrom: options.importFrom === undefined ? null : importSource(options.importFrom),
   }
 }
 
-module.exports = { databaseOptions, storeOptions, isPlainObject, typeError, DEFAULT_MAX_SESSION_BYTES }
+module.exports = { databaseOptions, storeOptions, snapshot, validate, isPlainObject, typeError, LONE_SURROGATE, DEFAULT_MAX_SESSION_BYTES }
