@@ -186,3 +186,29 @@ test('a truncated database: opening or reading fails with a code, never a crash'
   assert.ok(codes.length > 0 && codes.every((c) => c === 'SQLITE_CORRUPT'), codes.join())
   store.close()
 })
+
+test('opening on a full disk: SQLITE_FULL naming the cause, and nothing left behind', async (t) => {
+  const dir = smallFilesystem(t, '1m')
+  if (!dir) return t.skip('mounting a small tmpfs needs root: this machine cannot run the disk-full test')
+  const file = path.join(dir, 'app', 'sessions.db')
+  const writer = new SQLiteStore(file, { pruneInterval: false })
+  await writer.set('kept', sessionFor('kept'))
+  await writer.close()
+  assert.throws(() => fs.writeFileSync(path.join(dir, 'filler'), Buffer.alloc(2 * 1024 * 1024)), { code: 'ENOSPC' })
+
+  // An existing database: its -wal and -shm cannot be set up.
+  assert.throws(() => new SQLiteStore(file, { pruneInterval: false }), (error) => {
+    assert.equal(error.code, 'SQLITE_FULL')
+    assert.match(error.message, /No space left on device/)
+    return true
+  })
+  assert.deepEqual(fs.readdirSync(path.dirname(file)), ['sessions.db'], 'no -wal or -shm left behind')
+  // A new one in new directories.
+  assert.throws(() => new SQLiteStore(path.join(dir, 'new', 'deeper', 'sessions.db')), { code: 'SQLITE_FULL' })
+  assert.deepEqual(fs.readdirSync(dir).sort(), ['app', 'filler'], 'no directory or empty file left behind')
+
+  fs.rmSync(path.join(dir, 'filler'))
+  const store = new SQLiteStore(file, { pruneInterval: false })
+  assert.equal((await store.get('kept')).user, 'kept')
+  await store.close()
+})

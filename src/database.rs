@@ -83,8 +83,13 @@ pub struct Database {
 }
 
 impl Database {
+    /// Opens (creating the file if allowed); a failed open leaves behind nothing it created.
     pub fn open(location: Location, options: OpenOptions, sink: Arc<dyn CompletionSink>) -> StoreResult<Database> {
-        prepare_location(&location, &options)?;
+        let created = prepare_location(&location, &options)?;
+        Database::open_prepared(location, options, sink).inspect_err(|_| created.undo())
+    }
+
+    fn open_prepared(location: Location, options: OpenOptions, sink: Arc<dyn CompletionSink>) -> StoreResult<Database> {
         let busy_retries = Arc::new(AtomicU64::new(0));
         let write: SharedConn = Arc::new(Mutex::new(open_connection(&location, &options, &busy_retries)?));
         let (read, upkeep_conn) = if location.is_memory() {

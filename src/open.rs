@@ -96,11 +96,47 @@ fn wait_for_lock(count: i32, timeout_ms: u64) -> bool {
     true
 }
 
-/// Creates the directories leading to `path` (mode 0700: they hold session secrets).
-fn create_parent_dirs(path: &Path) -> StoreResult<()> {
-    let Some(parent) = path.parent() else { return Ok(()) };
-    if parent.as_os_str().is_empty() || parent.exists() {
-        return Ok(());
+/// What `prepare_location` created, so that a failed open can take it back.
+#[derive(Debug, Default)]
+pub struct Created {
+    /// Directories created, outermost first.
+    dirs: Vec<PathBuf>,
+    file: Option<PathBuf>,
+    /// `-wal` and `-shm` paths that did not exist before the open.
+    companions: Vec<PathBuf>,
+}
+
+impl Created {
+    /// Removes what the failed open left behind: the empty database file and the
+    /// directories it created, and the -wal/-shm files SQLite created for it while they
+    /// hold nothing yet (a -shm's index is 32 KiB once written; a WAL with a transaction
+    /// in it is larger still).
+    pub fn undo(self) {
+        for path in &self.companions {
+            if std::fs::metadata(path).is_ok_and(|m| m.len() < 32 * 1024) {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+        if let Some(file) = &self.file {
+            if std::fs::metadata(file).is_ok_and(|m| m.len() == 0) {
+                let _ = std::fs::remove_file(file);
+            }
+        }
+        for dir in self.dirs.iter().rev() {
+            // Only while empty: another process may have put something there meanwhile.
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+/// Creates the directories leading to `path` (mode 0700: they hold session secrets);
+/// returns those it created, outermost first.
+fn create_parent_dirs(path: &Path) -> StoreResult<Vec<PathBuf>> {
+    let Some(parent) = path.parent() else { return Ok(Vec::new()) };
+    let mut missing: Vec<PathBuf> = parent.ancestors().take_while(|p| !p.as_os_str().is_empty() && !p.exists()).map(Path::to_path_buf).collect();
+    missing.reverse();
+    if missing.is_empty() {
+        return Ok(missing);
     }
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
@@ -110,13 +146,18 @@ fn create_parent_dirs(path: &Path) -> StoreResult<()> {
         builder.mode(0o700);
     }
     builder.create(parent).map_err(|e| {
+        for dir in missing.iter().rev() {
+            let _ = std::fs::remove_dir(dir);
+        }
         StoreError::new("SQLITE_CANTOPEN", format!("cannot create directory {}: {e}", parent.display()))
-    })
+    })?;
+    Ok(missing)
 }
 
 /// Creates an empty database file readable and writable by its owner only, so that
 /// SQLite (which gives -wal and -shm files the mode of the database) never exposes it.
-fn create_private_file(path: &Path) -> StoreResult<()> {
+/// False when another process created it first.
+fn create_private_file(path: &Path) -> StoreResult<bool> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -125,8 +166,8 @@ fn create_private_file(path: &Path) -> StoreResult<()> {
         options.mode(0o600);
     }
     match options.open(path) {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
         Err(e) => Err(StoreError::new(
             "SQLITE_CANTOPEN",
             format!("cannot create database file {}: {e}", path.display()),
@@ -134,11 +175,17 @@ fn create_private_file(path: &Path) -> StoreResult<()> {
     }
 }
 
-/// Prepares the file system for the first connection to a file database.
-pub fn prepare_location(location: &Location, options: &OpenOptions) -> StoreResult<()> {
-    let Location::File(path) = location else { return Ok(()) };
+/// Prepares the file system for the first connection to a file database; returns what
+/// it created (see `Created::undo`).
+pub fn prepare_location(location: &Location, options: &OpenOptions) -> StoreResult<Created> {
+    let Location::File(path) = location else { return Ok(Created::default()) };
+    let companions = ["-wal", "-shm"]
+        .iter()
+        .map(|suffix| crate::identity::with_suffix(path, suffix))
+        .filter(|p| !p.exists())
+        .collect();
     if path.exists() {
-        return Ok(());
+        return Ok(Created { companions, ..Created::default() });
     }
     if options.file_must_exist || options.readonly {
         return Err(StoreError::new(
@@ -146,8 +193,33 @@ pub fn prepare_location(location: &Location, options: &OpenOptions) -> StoreResu
             format!("database file does not exist: {}", path.display()),
         ));
     }
-    create_parent_dirs(path)?;
-    create_private_file(path)
+    let dirs = create_parent_dirs(path)?;
+    let created = Created { dirs, file: None, companions };
+    match create_private_file(path) {
+        Ok(true) => Ok(Created { file: Some(path.clone()), ..created }),
+        Ok(false) => Ok(created),
+        Err(e) => {
+            created.undo();
+            Err(e)
+        }
+    }
+}
+
+/// Adds the operating system's reason to a failure SQLite reports only by its kind
+/// ("disk I/O error"), and calls a full file system by its name (`SQLITE_FULL`), as a
+/// write on a full disk is: SQLite says IOERR when the -shm file cannot be grown.
+fn with_os_cause(conn: &Connection, error: StoreError) -> StoreError {
+    if !matches!(error.code.as_str(), "SQLITE_IOERR" | "SQLITE_CANTOPEN" | "SQLITE_FULL") {
+        return error;
+    }
+    // SAFETY: the handle is valid while `conn` lives; the call only reads its state.
+    let errno = unsafe { rusqlite::ffi::sqlite3_system_errno(conn.handle()) };
+    if errno == 0 {
+        return error;
+    }
+    let os = std::io::Error::from_raw_os_error(errno);
+    let code = if os.kind() == std::io::ErrorKind::StorageFull { "SQLITE_FULL" } else { error.code.as_str() };
+    StoreError::new(code, format!("{} ({os})", error.message))
 }
 
 /// Opens one connection with the store's settings. The first connection to a file
@@ -175,7 +247,18 @@ pub fn open_connection(location: &Location, options: &OpenOptions, busy_retries:
         }
     };
     let fail_fast = Arc::new(AtomicBool::new(false));
-    install_busy_handler(&mut conn, options.busy_timeout_ms, &fail_fast, busy_retries)?;
+    set_up(&mut conn, location, options, &fail_fast, busy_retries).map_err(|e| with_os_cause(&conn, e))?;
+    Ok(Conn { sqlite: conn, fail_fast })
+}
+
+fn set_up(
+    conn: &mut Connection,
+    location: &Location,
+    options: &OpenOptions,
+    fail_fast: &Arc<AtomicBool>,
+    busy_retries: &Arc<AtomicU64>,
+) -> StoreResult<()> {
+    install_busy_handler(conn, options.busy_timeout_ms, fail_fast, busy_retries)?;
     conn.set_prepared_statement_cache_capacity(64);
     // SQLite's default page cache (2 MB) holds about 3,000 sessions: past that every
     // write re-reads its pages from the OS. A bounded 32 MiB keeps the hot part of a
@@ -184,9 +267,9 @@ pub fn open_connection(location: &Location, options: &OpenOptions, busy_retries:
     // Reading the schema is the first real access: a file that is not a database fails here.
     conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |row| row.get::<_, i64>(0))?;
     if let Location::File(_) = location {
-        apply_file_pragmas(&conn, options)?;
+        apply_file_pragmas(conn, options)?;
     }
-    Ok(Conn { sqlite: conn, fail_fast })
+    Ok(())
 }
 
 /// Negative: KiB rather than pages, whatever the page size.
