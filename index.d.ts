@@ -108,6 +108,8 @@ export interface StoreStats {
   rowsPruned: number
   /** Prunes skipped because another process was pruning the same table. */
   prunesSkipped: number
+  /** Scheduled prunes that failed (each also emitted as 'error' when listened to). */
+  pruneErrors: number
   /** Touches answered without a write because of touchAfter or disableTouch. */
   touchesSkipped: number
   /** Times a connection waited for another connection's lock. */
@@ -127,8 +129,12 @@ export declare class Database {
   readonly open: boolean
   /** The whole database as a serialized SQLite image. */
   serialize(): Buffer
-  /** Finishes queued writes, checkpoints and closes. Idempotent. */
-  close(): void
+  /**
+   * Finishes queued writes, checkpoints and closes, off the event loop; the callback or
+   * Promise says when the file is closed. Idempotent.
+   */
+  close(callback: ErrorOnlyCallback): void
+  close(): Promise<void>
 }
 
 export declare class SQLiteStore extends Store {
@@ -207,6 +213,10 @@ export declare class SQLiteStore extends Store {
   clearExpiredSessions(callback: (error: unknown, deleted?: number) => void): void
   clearExpiredSessions(): Promise<number>
 
+  /**
+   * Stops the store; queued writes still complete. Closes the database (if the store
+   * opened it) off the event loop: the callback or Promise says when the file is closed.
+   */
   close(callback: ErrorOnlyCallback): void
   close(): Promise<void>
 }

@@ -55,7 +55,7 @@ function writeLoad(store, inFlight = 64) {
   }
 }
 
-test('the database file deleted or replaced under a write load: no write issued afterwards is acknowledged, disconnect once', async () => {
+test('the database file deleted or replaced under a write load: no write issued afterwards is acknowledged, disconnect once', async (t) => {
   for (const what of ['deleted', 'replaced by another SQLite file']) {
     const file = tempDb()
     const store = new SQLiteStore(file, { pruneInterval: false })
@@ -78,6 +78,7 @@ test('the database file deleted or replaced under a write load: no write issued 
     assert.equal(load.acknowledged.after.length, 0, `${what}: acknowledged after the file went`)
     assert.ok(load.errors.after.length > 100, `${what}: a load was issued afterwards (${load.errors.after.length})`)
     assert.deepEqual([...new Set(load.errors.after)], ['ERR_DATABASE_MOVED'], what)
+    t.diagnostic(`${what}: ${load.acknowledged.before.length} acknowledged before; after: ${load.acknowledged.after.length} acknowledged, ${load.errors.after.length} refused`)
     const error = await store.get(load.acknowledged.before[0]).then(() => null, (e) => e)
     assert.equal(error.code, 'ERR_DATABASE_MOVED', `${what}: reads fail too`)
     assert.match(error.message, /deleted or replaced/)
@@ -136,7 +137,7 @@ test('backup() refuses the database, its -wal, -shm and -journal, and a hard lin
   await store.close()
 })
 
-test('a flood of backups runs one at a time: one thread, one temporary file, every request answered', async () => {
+test('a flood of backups runs one at a time: one thread, one temporary file, every request answered', async (t) => {
   const file = tempDb()
   const store = new SQLiteStore(file, { pruneInterval: false })
   const pad = 'x'.repeat(2000)
@@ -163,6 +164,7 @@ test('a flood of backups runs one at a time: one thread, one temporary file, eve
   }
   const outcomes = await Promise.allSettled(requests)
   await load.stop()
+  t.diagnostic(`threads ${before} before, at most ${mostThreads} during 200 backups; temporary files at most ${mostTemporaries}; ${load.acknowledged.before.length} writes meanwhile`)
   assert.deepEqual(outcomes.filter((o) => o.status === 'rejected').map((o) => o.reason.code), [])
   // The writer, upkeep and backup threads of this store, libuv's pool: never one per backup.
   assert.ok(mostThreads <= before + 2, `threads: ${before} before, ${mostThreads} during the flood`)
@@ -174,7 +176,7 @@ test('a flood of backups runs one at a time: one thread, one temporary file, eve
   await store.close()
 })
 
-test('close() returns at once with 100,000 writes queued, and every queued write is still answered', async () => {
+test('close() returns at once with 100,000 writes queued, and every queued write is still answered', async (t) => {
   const file = tempDb()
   const store = new SQLiteStore(file, { pruneInterval: false })
   let answered = 0
@@ -183,6 +185,7 @@ test('close() returns at once with 100,000 writes queued, and every queued write
   for (let i = 0; i < 100_000; i++) store.set(`s${i}`, sessionFor(i), done)
   // One turn: the writes of the last one have gone to the writer thread's queue.
   await new Promise(setImmediate)
+  const answeredAtClose = answered
   assert.ok(answered < 100_000, `writes still queued when close() is called (${100_000 - answered})`)
   const started = performance.now()
   const closed = store.close()
@@ -191,6 +194,7 @@ test('close() returns at once with 100,000 writes queued, and every queued write
   assert.equal(answered + failed, 100_000, 'every callback called before close completes')
   assert.equal(failed, 0)
   // Synchronous before: 842 ms on this machine. The file work now happens off the loop.
+  t.diagnostic(`close() held the event loop for ${blocked.toFixed(2)} ms with ${100_000 - answeredAtClose} writes queued`)
   assert.ok(blocked < 100, `close() held the event loop for ${blocked.toFixed(1)} ms`)
   assert.equal(inspect(file).get('SELECT COUNT(*) AS n FROM Sessions').n, 100_000)
   assert.equal(fs.existsSync(`${file}-wal`) ? fs.statSync(`${file}-wal`).size : 0, 0, 'checkpointed when the promise resolves')
