@@ -99,7 +99,10 @@ test('a shared Database: two stores, two tables, one file; stores do not close i
   db.close()
   assert.equal(db.open, false)
   const check = inspect(file)
-  const tables = check.all("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").map((r) => r.name)
+  // Sessions tables only, not the store's own bookkeeping (table versions, prune leases).
+  const tables = check
+    .all("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'express_sqlite_native_%' ORDER BY name")
+    .map((r) => r.name)
   assert.deepEqual(tables, ['admin_sessions', 'user_sessions'])
   check.close()
 })
@@ -224,4 +227,31 @@ test('busy timeout: a lock held past it gives SQLITE_BUSY, within it the write w
   await waiting
   assert.equal((await store.get('c')).user, 'c', 'the store keeps working once the lock is gone')
   store.close()
+})
+
+test('each table records its layout version; a table of a newer version is refused, the file left alone', async () => {
+  const file = tempDb()
+  const store = new SQLiteStore(file, { pruneInterval: false })
+  await store.set('s', sessionFor('kept'))
+  await store.close()
+  const versions = inspect(file).all('SELECT name, version FROM express_sqlite_native_schema')
+  assert.equal(versions.length, 1)
+  assert.equal(versions[0].name, 'Sessions')
+  const current = versions[0].version
+  assert.ok(Number.isInteger(current) && current >= 2)
+  // What a later release of the store would leave behind.
+  inspect(file).run('UPDATE express_sqlite_native_schema SET version = ?', current + 1)
+  for (const options of [{}, { createTable: false }]) {
+    assert.throws(() => new SQLiteStore(file, { pruneInterval: false, ...options }), (error) => {
+      assert.equal(error.code, 'ERR_SCHEMA_TOO_NEW')
+      assert.match(error.message, /newer version of express-sqlite-native/)
+      return true
+    })
+  }
+  assert.equal(inspect(file).get('SELECT version FROM express_sqlite_native_schema').version, current + 1)
+  assert.equal(JSON.parse(inspect(file).get("SELECT data FROM Sessions WHERE id = 's'").data).user, 'kept')
+  // Another table in the same file is not concerned.
+  const other = new SQLiteStore(file, { tableName: 'Other', pruneInterval: false })
+  await other.set('o', sessionFor('o'))
+  await other.close()
 })

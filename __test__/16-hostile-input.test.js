@@ -31,9 +31,10 @@ function assertCleanError(error, code, what) {
   assert.equal(error.cause, undefined, `${what}: no cause`)
 }
 
+/** The sessions tables of a file (not the store's own: table versions, prune leases). */
 const tables = (file) =>
   inspect(file)
-    .all("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+    .all("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'express_sqlite_native_%' ORDER BY name")
     .map((r) => r.name)
 
 // --- 5. Options are read once, own properties only ----------------------------------

@@ -13,8 +13,11 @@ const isPlainObject = (value) =>
 
 const LONE_SURROGATE = /\p{Surrogate}/u
 
-/** The table in which the store keeps its pruning leases (src/upkeep.rs). */
-const LEASE_TABLE = 'express_sqlite_native_leases'
+/** The store's own tables: pruning leases (src/upkeep.rs), table versions (src/schema.rs). */
+const STORE_TABLES = {
+  express_sqlite_native_leases: "the table of the store's pruning leases",
+  express_sqlite_native_schema: "the table of the store's table versions",
+}
 
 /** SQLite compares names ignoring the case of ASCII letters only. */
 const asciiLowerCase = (name) => name.replace(/[A-Z]+/g, (letters) => letters.toLowerCase())
@@ -57,7 +60,7 @@ const check = {
   tableName: (value) => {
     if (!isName(value)) return 'a non-empty string without NUL or unpaired surrogates'
     const name = asciiLowerCase(value)
-    if (name === LEASE_TABLE) return `another name than ${LEASE_TABLE}, the table of the store's pruning leases`
+    if (Object.hasOwn(STORE_TABLES, name)) return `another name than ${name}, ${STORE_TABLES[name]}`
     if (name.startsWith('sqlite_')) return 'a name not starting with "sqlite_" (in any case): SQLite reserves those'
     return true
   },
