@@ -1,8 +1,8 @@
 'use strict'
 
-// Everything `npm test` runs after the build: the Rust tests, the JS suite on this Node,
-// the type test, then the same JS suite with the same built addon (Node-API: one binary
-// for every Node) under each other Node major that is tested: 20, 22 and 24, and 18
+// Everything `npm test` runs after the build: cargo fmt --check and clippy, the Rust
+// tests, the JS suite on this Node, the type test, then the same JS suite with the same
+// built addon (Node-API: one binary for every Node) under each other Node major that is tested: 20, 22 and 24, and 18
 // because package.json's engines says >= 18. This Node's own run counts for its major,
 // so no major runs twice; the others come from the npm registry (scripts/runtimes.js).
 //
@@ -47,6 +47,9 @@ if (dryRun) {
 }
 
 const host = execFileSync('rustc', ['-vV'], { encoding: 'utf8' }).match(/^host: (.+)$/m)[1]
+// Lint first: formatting (rustfmt.toml) and clippy with warnings as errors.
+run('cargo fmt --check', 'cargo', ['fmt', '--check'])
+run('cargo clippy', 'cargo', ['clippy', '--all-targets', '--target', host, '--', '-D', 'warnings'])
 // The same --target as the napi build, so the compiled dependencies are shared.
 run('cargo test', 'cargo', ['test', '--release', '--target', host])
 run(`JS tests on Node ${process.version}`, process.execPath, ['--test', '--test-reporter=tap', '--test-concurrency=1', ...testFiles])

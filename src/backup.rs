@@ -160,7 +160,10 @@ fn step_until_not_busy(backup: &Backup<'_, '_>, pages: i32, timeout: Duration) -
                 std::thread::sleep(Duration::from_millis(5));
             }
             StepResult::Busy | StepResult::Locked => {
-                return Err(StoreError::new("SQLITE_BUSY", "the database stayed locked for longer than the busy timeout"));
+                return Err(StoreError::new(
+                    "SQLITE_BUSY",
+                    "the database stayed locked for longer than the busy timeout",
+                ));
             }
             other => return Ok(other),
         }
@@ -429,7 +432,10 @@ mod tests {
         let target = dir.join("copy.db");
         std::fs::write(&target, b"an older backup").expect("write");
         let err = run(
-            BackupSource::File(Location::File(dir.join("missing.db")), OpenOptions { readonly: true, ..OpenOptions::default() }),
+            BackupSource::File(
+                Location::File(dir.join("missing.db")),
+                OpenOptions { readonly: true, ..OpenOptions::default() },
+            ),
             &target,
         )
         .unwrap_err();

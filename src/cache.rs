@@ -116,12 +116,29 @@ struct Entry {
 
 /// What one committed operation did to the sessions the cache may hold.
 enum Change {
-    Put { table: Arc<str>, sid: String, data: String, expires: i64 },
-    Expires { table: Arc<str>, sid: String, expires: i64 },
-    Forget { table: Arc<str>, sid: String },
+    Put {
+        table: Arc<str>,
+        sid: String,
+        data: String,
+        expires: i64,
+    },
+    Expires {
+        table: Arc<str>,
+        sid: String,
+        expires: i64,
+    },
+    Forget {
+        table: Arc<str>,
+        sid: String,
+    },
     /// Deleted: known to be missing.
-    Gone { table: Arc<str>, sid: String },
-    ForgetTable { table: Arc<str> },
+    Gone {
+        table: Arc<str>,
+        sid: String,
+    },
+    ForgetTable {
+        table: Arc<str>,
+    },
 }
 
 #[derive(Default)]
@@ -377,7 +394,11 @@ impl SessionCache {
     }
 
     pub fn begin(&self) -> Section {
-        Section { before: self.before_read(), commits_before: self.own_commits.load(Ordering::SeqCst), changes: Vec::new() }
+        Section {
+            before: self.before_read(),
+            commits_before: self.own_commits.load(Ordering::SeqCst),
+            changes: Vec::new(),
+        }
     }
 
     /// Carries the cache over our own commits, or drops it if anyone else committed.
@@ -417,8 +438,8 @@ mod tests_support {
     use std::time::Duration;
 
     use crate::database::{Database, TableOptions};
-    use crate::ops::{now_ms, Op};
     use crate::open::{Location, OpenOptions};
+    use crate::ops::{now_ms, Op};
     use crate::worker::{Completion, CompletionSink};
 
     pub struct ChannelSink(pub Mutex<mpsc::Sender<Vec<Completion>>>);
@@ -461,8 +482,9 @@ mod tests_support {
         std::fs::create_dir_all(&dir).expect("dir");
         let path = dir.join("sessions.db");
         let (tx, completions) = mpsc::channel();
-        let mut db = Database::open(Location::File(path.clone()), OpenOptions::default(), Arc::new(ChannelSink(Mutex::new(tx))))
-            .expect("open");
+        let mut db =
+            Database::open(Location::File(path.clone()), OpenOptions::default(), Arc::new(ChannelSink(Mutex::new(tx))))
+                .expect("open");
         let table = db.open_table(&table_options("Sessions", max_lifetime_ms)).expect("table");
         Fixture { db, table, path, completions, dir }
     }
@@ -490,8 +512,8 @@ mod tests {
 
     use super::tests_support::*;
     use crate::database::Database;
-    use crate::ops::{now_ms, Op, Outcome};
     use crate::open::{Location, OpenOptions};
+    use crate::ops::{now_ms, Op, Outcome};
 
     #[test]
     fn reads_after_our_own_writes_come_from_the_cache_and_are_current() {
@@ -554,7 +576,10 @@ mod tests {
         other.execute("UPDATE Sessions SET data = '{\"v\":2}' WHERE id = 'a'", []).expect("update");
         assert_eq!(f.db.get(f.table, "a").expect("get"), Some("{\"v\":2}".into()), "changed elsewhere");
         other
-            .execute("INSERT INTO Sessions (id, data, expires, created, touched) VALUES ('missing', '{}', ?1, 0, 0)", [far()])
+            .execute(
+                "INSERT INTO Sessions (id, data, expires, created, touched) VALUES ('missing', '{}', ?1, 0, 0)",
+                [far()],
+            )
             .expect("insert");
         assert_eq!(f.db.get(f.table, "missing").expect("get"), Some("{}".into()), "created elsewhere");
         other.execute("DELETE FROM Sessions WHERE id = 'a'", []).expect("delete");
@@ -599,8 +624,9 @@ mod tests {
     #[test]
     fn memory_databases_do_not_cache() {
         let (tx, _rx) = mpsc::channel();
-        let mut db = Database::open(Location::Memory(None), OpenOptions::default(), Arc::new(ChannelSink(Mutex::new(tx))))
-            .expect("open");
+        let mut db =
+            Database::open(Location::Memory(None), OpenOptions::default(), Arc::new(ChannelSink(Mutex::new(tx))))
+                .expect("open");
         let table = db.open_table(&table_options("Sessions", None)).expect("table");
         db.run_now(table, &set("a", "{}", far())).expect("set");
         assert_eq!(db.get(table, "a").expect("get"), Some("{}".into()));

@@ -8,8 +8,8 @@
 //! together in one transaction.
 //! An in-memory database has a single connection, so `read` and `write` are the same.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::backup::{BackupSource, Backups};
@@ -158,7 +158,10 @@ impl Database {
     }
 
     fn table(&self, id: u32) -> StoreResult<&Arc<Table>> {
-        self.tables.get(id as usize).map(|t| &t.table).ok_or_else(|| StoreError::new("ERR_INTERNAL", "unknown table handle"))
+        self.tables
+            .get(id as usize)
+            .map(|t| &t.table)
+            .ok_or_else(|| StoreError::new("ERR_INTERNAL", "unknown table handle"))
     }
 
     pub fn is_memory(&self) -> bool {
@@ -185,7 +188,8 @@ impl Database {
 
     /// Creates or migrates a table and returns the handle stores use for it.
     pub fn open_table(&mut self, options: &TableOptions) -> StoreResult<u32> {
-        crate::sql::check_extra_columns(&options.extra_columns).map_err(|m| StoreError::new("ERR_INVALID_ARG_VALUE", m))?;
+        crate::sql::check_extra_columns(&options.extra_columns)
+            .map_err(|m| StoreError::new("ERR_INVALID_ARG_VALUE", m))?;
         let table = Arc::new(Table::with_extra_columns(&options.name, options.max_lifetime_ms, &options.extra_columns));
         let schema = SchemaOptions {
             create_table: options.create_table && !self.options.readonly,
@@ -206,7 +210,8 @@ impl Database {
     /// adds what it lacks; the same handle keeps working and its pruning schedule is
     /// left as it is. Refused on a read-only database when there is something to create.
     pub fn sync_table(&self, id: u32) -> StoreResult<()> {
-        let entry = self.tables.get(id as usize).ok_or_else(|| StoreError::new("ERR_INTERNAL", "unknown table handle"))?;
+        let entry =
+            self.tables.get(id as usize).ok_or_else(|| StoreError::new("ERR_INTERNAL", "unknown table handle"))?;
         let schema = SchemaOptions {
             create_table: !self.options.readonly,
             default_ttl_ms: entry.default_ttl_ms,
@@ -346,7 +351,9 @@ impl Database {
     /// should go to the writer thread, which restarts it between two batches (a commit on
     /// the JS thread would otherwise keep growing the file, and growing it stalls).
     pub fn wal_needs_restart(&self) -> bool {
-        self.open.as_ref().is_some_and(|open| open.wal_pages.load(Ordering::Relaxed) > crate::worker::WAL_HARD_LIMIT_PAGES)
+        self.open
+            .as_ref()
+            .is_some_and(|open| open.wal_pages.load(Ordering::Relaxed) > crate::worker::WAL_HARD_LIMIT_PAGES)
     }
 
     /// Commits (or rolls back) what `begin_now` opened; nothing when no transaction is open.
@@ -557,7 +564,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("esn-database-sync-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let path = dir.join("sessions.db");
-        let mut db = Database::open(Location::File(path.clone()), OpenOptions::default(), Arc::new(NoSink)).expect("open");
+        let mut db =
+            Database::open(Location::File(path.clone()), OpenOptions::default(), Arc::new(NoSink)).expect("open");
         let options = |create_table| TableOptions {
             name: "Sessions".into(),
             create_table,
@@ -571,7 +579,13 @@ mod tests {
         assert_eq!(refused.code, "ERR_NO_TABLE", "createTable: false on a missing table");
         let handle = db.open_table(&options(true)).expect("table");
         rusqlite::Connection::open(&path).expect("other").execute_batch("DROP TABLE Sessions").expect("drop");
-        let set = Op::Set { sid: "s".into(), data: "{}".into(), expires: ops::now_ms() + 60_000, user_key: None, extras: vec![] };
+        let set = Op::Set {
+            sid: "s".into(),
+            data: "{}".into(),
+            expires: ops::now_ms() + 60_000,
+            user_key: None,
+            extras: vec![],
+        };
         assert!(db.run_now(handle, &set).is_err(), "no table to write to");
         db.sync_table(handle).expect("sync");
         db.run_now(handle, &set).expect("set after sync");

@@ -163,7 +163,8 @@ mod tests {
         assert!(err.message.starts_with("attempt to write a readonly database ("), "{}", err.message);
         assert!(err.message.contains("directory holding the database cannot be written"), "{}", err.message);
         let plain: StoreError =
-            rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(ffi::SQLITE_READONLY), Some("read only".into())).into();
+            rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(ffi::SQLITE_READONLY), Some("read only".into()))
+                .into();
         assert_eq!(plain.message, "read only");
     }
 

@@ -73,7 +73,12 @@ impl FileIdentity {
     /// Records the files now at `path`; call once the first connection has read the
     /// database (in WAL mode that read creates the `-wal` and `-shm` files).
     pub fn capture(path: &Path, wal: bool) -> StoreResult<FileIdentity> {
-        let gone = || StoreError::new(MOVED, format!("the database file {} disappeared while it was being opened", path.display()));
+        let gone = || {
+            StoreError::new(
+                MOVED,
+                format!("the database file {} disappeared while it was being opened", path.display()),
+            )
+        };
         let real = std::fs::canonicalize(path).map_err(|_| gone())?;
         let db = file_id(path).ok_or_else(gone)?;
         let mut companions = Vec::new();
@@ -229,7 +234,9 @@ mod tests {
         let identity = FileIdentity::capture(&path, true).expect("capture");
         let link = dir.path().join("hard-link.db");
         std::fs::hard_link(with_suffix(&path, "-wal"), &link).expect("link");
-        for target in [path.clone(), with_suffix(&path, "-wal"), with_suffix(&path, "-shm"), with_suffix(&path, "-journal"), link] {
+        for target in
+            [path.clone(), with_suffix(&path, "-wal"), with_suffix(&path, "-shm"), with_suffix(&path, "-journal"), link]
+        {
             assert!(identity.is_database_or_companion(&target), "{}", target.display());
         }
         let other = dir.path().join("backup.db");

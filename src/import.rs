@@ -195,8 +195,9 @@ mod tests {
         let source = ImportSource::new(SourceKind::Sequelize, None, None);
         let (copied, kept) = import(&conn, &source, &ours, NOW, 5000, create(&ours)).expect("import").expect("found");
         assert_eq!((copied, kept.as_str()), (2, "Sessions_imported"));
-        let a: (i64, i64) =
-            conn.query_row("SELECT expires, created FROM Sessions WHERE id = 'a'", [], |r| Ok((r.get(0)?, r.get(1)?))).expect("a");
+        let a: (i64, i64) = conn
+            .query_row("SELECT expires, created FROM Sessions WHERE id = 'a'", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("a");
         assert_eq!(a, (NOW + 7_200_000, NOW - 86_400_000));
         let b: i64 = conn.query_row("SELECT expires FROM Sessions WHERE id = 'b'", [], |r| r.get(0)).expect("b");
         assert_eq!(b, NOW + 5000, "no expiry: the default lifetime from now");

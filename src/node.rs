@@ -28,7 +28,6 @@ impl From<Status> for ErrorCode {
     }
 }
 
-
 fn to_js(error: StoreError) -> Error<ErrorCode> {
     Error::new(ErrorCode(error.code), error.message)
 }
@@ -179,7 +178,9 @@ impl NativeDatabase {
     pub fn new(
         location: Option<Either<String, Buffer>>,
         options: NativeOpenOptions,
-        #[napi(ts_arg_type = "(tickets: number[], outcomes: Array<number | string[] | { code: string; message: string }>) => void")]
+        #[napi(
+            ts_arg_type = "(tickets: number[], outcomes: Array<number | string[] | { code: string; message: string }>) => void"
+        )]
         on_complete: Function<'_, CompletionArgs, Unknown<'static>>,
     ) -> Result<Self, ErrorCode> {
         let location = match location {
@@ -191,7 +192,12 @@ impl NativeDatabase {
             None => None,
             Some("NORMAL") => Some(Synchronous::Normal),
             Some("FULL") => Some(Synchronous::Full),
-            Some(other) => return Err(to_js(StoreError::new("ERR_INVALID_ARG_VALUE", format!("unknown synchronous mode {other}")))),
+            Some(other) => {
+                return Err(to_js(StoreError::new(
+                    "ERR_INVALID_ARG_VALUE",
+                    format!("unknown synchronous mode {other}"),
+                )))
+            }
         };
         let open_options = OpenOptions {
             readonly: options.readonly,
@@ -237,7 +243,10 @@ impl NativeDatabase {
                     "connect-session-knex" => SourceKind::Knex,
                     "connect-session-sequelize" => SourceKind::Sequelize,
                     other => {
-                        return Err(to_js(StoreError::new("ERR_INVALID_ARG_VALUE", format!("cannot import from {other}"))))
+                        return Err(to_js(StoreError::new(
+                            "ERR_INVALID_ARG_VALUE",
+                            format!("cannot import from {other}"),
+                        )))
                     }
                 };
                 Some(ImportSource::new(kind, source.table, source.sid_column))
@@ -304,6 +313,7 @@ impl NativeDatabase {
 
     /// Runs an operation now on the JS thread; a lock held elsewhere throws SQLITE_BUSY at once.
     #[napi(catch_unwind, ts_return_type = "number | string[]")]
+    #[allow(clippy::too_many_arguments)]
     pub fn run(
         &self,
         table: u32,

@@ -133,7 +133,8 @@ impl Created {
 /// returns those it created, outermost first.
 fn create_parent_dirs(path: &Path) -> StoreResult<Vec<PathBuf>> {
     let Some(parent) = path.parent() else { return Ok(Vec::new()) };
-    let mut missing: Vec<PathBuf> = parent.ancestors().take_while(|p| !p.as_os_str().is_empty() && !p.exists()).map(Path::to_path_buf).collect();
+    let mut missing: Vec<PathBuf> =
+        parent.ancestors().take_while(|p| !p.as_os_str().is_empty() && !p.exists()).map(Path::to_path_buf).collect();
     missing.reverse();
     if missing.is_empty() {
         return Ok(missing);
@@ -168,10 +169,9 @@ fn create_private_file(path: &Path) -> StoreResult<bool> {
     match options.open(path) {
         Ok(_) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(StoreError::new(
-            "SQLITE_CANTOPEN",
-            format!("cannot create database file {}: {e}", path.display()),
-        )),
+        Err(e) => {
+            Err(StoreError::new("SQLITE_CANTOPEN", format!("cannot create database file {}: {e}", path.display())))
+        }
     }
 }
 
@@ -188,10 +188,7 @@ pub fn prepare_location(location: &Location, options: &OpenOptions) -> StoreResu
         return Ok(Created { companions, ..Created::default() });
     }
     if options.file_must_exist || options.readonly {
-        return Err(StoreError::new(
-            "SQLITE_CANTOPEN",
-            format!("database file does not exist: {}", path.display()),
-        ));
+        return Err(StoreError::new("SQLITE_CANTOPEN", format!("database file does not exist: {}", path.display())));
     }
     let dirs = create_parent_dirs(path)?;
     let created = Created { dirs, file: None, companions };
@@ -229,11 +226,8 @@ pub fn open_connection(location: &Location, options: &OpenOptions, busy_retries:
     let mut conn = match location {
         Location::File(path) => {
             let mut flags = OpenFlags::SQLITE_OPEN_NO_MUTEX;
-            flags |= if options.readonly {
-                OpenFlags::SQLITE_OPEN_READ_ONLY
-            } else {
-                OpenFlags::SQLITE_OPEN_READ_WRITE
-            };
+            flags |=
+                if options.readonly { OpenFlags::SQLITE_OPEN_READ_ONLY } else { OpenFlags::SQLITE_OPEN_READ_WRITE };
             Connection::open_with_flags(path, flags)?
         }
         Location::Memory(image) => {

@@ -45,16 +45,34 @@ impl Table {
 /// A change or a bulk read, in the order the caller issued it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
-    Set { sid: String, data: String, expires: i64, user_key: Option<String>, extras: Vec<rusqlite::types::Value> },
-    Touch { sid: String, expires: i64 },
-    Destroy { sid: String },
+    Set {
+        sid: String,
+        data: String,
+        expires: i64,
+        user_key: Option<String>,
+        extras: Vec<rusqlite::types::Value>,
+    },
+    Touch {
+        sid: String,
+        expires: i64,
+    },
+    Destroy {
+        sid: String,
+    },
     Clear,
     Length,
     Ids,
     All,
-    IdsByUser { key: String },
-    DestroyByUser { key: String, except: Option<String> },
-    Prune { limit: i64 },
+    IdsByUser {
+        key: String,
+    },
+    DestroyByUser {
+        key: String,
+        except: Option<String>,
+    },
+    Prune {
+        limit: i64,
+    },
     /// Rows expired but not yet pruned.
     CountExpired,
 }
@@ -75,10 +93,7 @@ pub enum Outcome {
 }
 
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// The live session's data, or None when missing or expired.
@@ -89,7 +104,9 @@ pub fn get(conn: &Connection, table: &Table, sid: &str, now: i64) -> StoreResult
 /// The live session's data and stored expiry, or None when missing or expired.
 pub fn get_entry(conn: &Connection, table: &Table, sid: &str, now: i64) -> StoreResult<Option<(String, i64)>> {
     let mut stmt = conn.prepare_cached(&table.sql.get)?;
-    Ok(stmt.query_row(rusqlite::params![sid, now], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))).optional()?)
+    Ok(stmt
+        .query_row(rusqlite::params![sid, now], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))
+        .optional()?)
 }
 
 /// When the live session was last written (ms), or None when missing or expired.
@@ -119,16 +136,18 @@ pub fn run(conn: &Connection, table: &Table, op: &Op, now: i64) -> StoreResult<O
     };
     // The common statement changes nothing when the expiry bucket would move (see
     // `sql::EXPIRY_BUCKET_SHIFT`); the second one then does the same and moves it.
-    let changed_else = |common: &str, moving_bucket: &str, params: &[&dyn rusqlite::ToSql]| match changed(common, params)? {
-        Outcome::Count(0) => changed(moving_bucket, params),
-        done => Ok(done),
-    };
+    let changed_else =
+        |common: &str, moving_bucket: &str, params: &[&dyn rusqlite::ToSql]| match changed(common, params)? {
+            Outcome::Count(0) => changed(moving_bucket, params),
+            done => Ok(done),
+        };
     match op {
         Op::Set { sid, data, expires, user_key, extras } => {
             if extras.len() != sql.extra_columns.len() {
                 return Err(StoreError::new("ERR_INTERNAL", "wrong number of extra column values"));
             }
-            let mut params: Vec<&dyn rusqlite::ToSql> = vec![sid, data, expires, &now, &table.max_lifetime_ms, user_key];
+            let mut params: Vec<&dyn rusqlite::ToSql> =
+                vec![sid, data, expires, &now, &table.max_lifetime_ms, user_key];
             params.extend(extras.iter().map(|v| v as &dyn rusqlite::ToSql));
             changed_else(&sql.upsert, &sql.upsert_moving_bucket, &params)
         }
@@ -191,7 +210,13 @@ fn run_in_one_transaction(conn: &mut Connection, jobs: &[Job], now: i64) -> Stor
 
 /// Deletes expired rows of one table in short transactions of at most `batch` rows,
 /// so that other connections never wait long for the write lock. Returns rows deleted.
-pub fn prune(conn: &Connection, table: &Table, now: i64, batch: i64, keep_going: impl Fn() -> bool) -> StoreResult<i64> {
+pub fn prune(
+    conn: &Connection,
+    table: &Table,
+    now: i64,
+    batch: i64,
+    keep_going: impl Fn() -> bool,
+) -> StoreResult<i64> {
     let mut total = 0;
     loop {
         let Outcome::Count(deleted) = run(conn, table, &Op::Prune { limit: batch }, now)? else {
@@ -215,8 +240,12 @@ mod tests {
     fn setup(lifetime: Option<i64>) -> (Connection, Arc<Table>) {
         let mut conn = Connection::open_in_memory().expect("open");
         let table = Arc::new(Table::new("Sessions", lifetime));
-        ensure_table(&mut conn, &table.sql, &SchemaOptions { create_table: true, default_ttl_ms: 1000, now_ms: NOW, import: None })
-            .expect("schema");
+        ensure_table(
+            &mut conn,
+            &table.sql,
+            &SchemaOptions { create_table: true, default_ttl_ms: 1000, now_ms: NOW, import: None },
+        )
+        .expect("schema");
         (conn, table)
     }
 
@@ -256,8 +285,10 @@ mod tests {
         for lifetime in [None, Some(3 * bucket)] {
             let (conn, table) = setup(lifetime);
             let stored = |sid: &str| -> (i64, i64) {
-                conn.query_row("SELECT expires, expiry_bucket FROM Sessions WHERE id = ?1", [sid], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .expect("row")
+                conn.query_row("SELECT expires, expiry_bucket FROM Sessions WHERE id = ?1", [sid], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .expect("row")
             };
             let check = |sid: &str, expected_expires: i64, what: &str| {
                 let (expires, expiry_bucket) = stored(sid);
@@ -281,7 +312,11 @@ mod tests {
             let capped = lifetime.map_or(NOW + 5 * bucket, |l| NOW + l);
             assert_eq!(run(&conn, &table, &set("a", "{}", NOW + 5 * bucket), NOW + 4).expect("far"), Outcome::Count(1));
             check("a", capped, "overwrite, capped by the lifetime when there is one");
-            assert_eq!(touch(NOW + 9 * bucket, NOW + 6 * bucket), Outcome::Count(0), "missing or expired: nothing written");
+            assert_eq!(
+                touch(NOW + 9 * bucket, NOW + 6 * bucket),
+                Outcome::Count(0),
+                "missing or expired: nothing written"
+            );
         }
     }
 
@@ -341,8 +376,12 @@ mod tests {
         let mut ours = Connection::open(&path).expect("open");
         ours.execute_batch("PRAGMA journal_mode = WAL").expect("wal");
         let table = Arc::new(Table::new("Sessions", None));
-        ensure_table(&mut ours, &table.sql, &SchemaOptions { create_table: true, default_ttl_ms: 1000, now_ms: NOW, import: None })
-            .expect("schema");
+        ensure_table(
+            &mut ours,
+            &table.sql,
+            &SchemaOptions { create_table: true, default_ttl_ms: 1000, now_ms: NOW, import: None },
+        )
+        .expect("schema");
         run(&ours, &table, &set("a", "{}", i64::MAX), NOW).expect("set");
         let other = Connection::open(&path).expect("other");
         other.execute_batch("BEGIN IMMEDIATE; DELETE FROM Sessions;").expect("other holds the write lock");
@@ -354,7 +393,10 @@ mod tests {
         assert_eq!(BUSY_CALLS.load(Ordering::SeqCst), 0, "the reads waited for the write lock");
         // A batch with a write in it does ask (and here, told to give up, falls back to
         // running each job alone: the read succeeds, the write fails with SQLITE_BUSY).
-        let mixed = [Job { ticket: 0, table: table.clone(), op: Op::Length }, Job { ticket: 0, table: table.clone(), op: set("b", "{}", i64::MAX) }];
+        let mixed = [
+            Job { ticket: 0, table: table.clone(), op: Op::Length },
+            Job { ticket: 0, table: table.clone(), op: set("b", "{}", i64::MAX) },
+        ];
         let results = run_batch(&mut ours, &mixed);
         assert_eq!(results[0], Ok(Outcome::Count(1)));
         assert_eq!(results[1].as_ref().unwrap_err().code, "SQLITE_BUSY");
@@ -394,14 +436,19 @@ mod tests {
         let mut writer = open_connection(&location, &options, &retries).expect("writer");
         let reader = open_connection(&location, &options, &retries).expect("reader");
         let table = Arc::new(Table::new("Sessions", None));
-        ensure_table(&mut writer, &table.sql, &SchemaOptions { create_table: true, default_ttl_ms: 1000, now_ms: NOW, import: None })
-            .expect("schema");
+        ensure_table(
+            &mut writer,
+            &table.sql,
+            &SchemaOptions { create_table: true, default_ttl_ms: 1000, now_ms: NOW, import: None },
+        )
+        .expect("schema");
         // Far past both NOW and the real clock (run_batch reads the real one).
         let expires = 4_000_000_000_000;
         let data = format!("{{\"pad\":\"{}\"}}", "x".repeat(2000));
         let pages: i64 = writer.query_row("PRAGMA page_count", [], |r| r.get(0)).expect("page_count");
         // Room for a handful of 2 KB sessions beyond the empty table, then no more.
-        let limit: i64 = writer.query_row(&format!("PRAGMA max_page_count = {}", pages + 6), [], |r| r.get(0)).expect("limit");
+        let limit: i64 =
+            writer.query_row(&format!("PRAGMA max_page_count = {}", pages + 6), [], |r| r.get(0)).expect("limit");
         assert_eq!(limit, pages + 6, "the limit took");
 
         let mut written = 0;
@@ -434,7 +481,11 @@ mod tests {
         assert_eq!(get(&reader, &table, "s0", NOW).expect("read while full"), Some(data.clone()));
         assert_eq!(get(&writer, &table, &format!("s{}", written - 1), NOW).expect("read"), Some(data.clone()));
         assert_eq!(run(&reader, &table, &Op::Length, NOW).expect("length"), Outcome::Count(written));
-        assert_eq!(get(&reader, &table, &format!("s{written}"), NOW).expect("read"), None, "the failed write left nothing");
+        assert_eq!(
+            get(&reader, &table, &format!("s{written}"), NOW).expect("read"),
+            None,
+            "the failed write left nothing"
+        );
 
         // Space comes back: the same writes now succeed, on both paths.
         writer.execute_batch("PRAGMA max_page_count = 1000000").expect("raise");

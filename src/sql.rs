@@ -90,10 +90,8 @@ impl TableSql {
             extra.iter().map(|c| format!(", {} {}", quote_identifier(&c.name), c.sql_type)).collect();
         let extra_names: String = extra.iter().map(|c| format!(", {}", quote_identifier(&c.name))).collect();
         let extra_params: String = (0..extra.len()).map(|i| format!(", ?{}", i + 7)).collect();
-        let extra_updates: String = extra
-            .iter()
-            .map(|c| format!(", {0} = excluded.{0}", quote_identifier(&c.name)))
-            .collect();
+        let extra_updates: String =
+            extra.iter().map(|c| format!(", {0} = excluded.{0}", quote_identifier(&c.name))).collect();
         let old_expires_indexes = [format!("{table}.expires"), format!("{table}.expiry_bucket")];
         let expires_index = quote_identifier(&format!("{table}.expiry"));
         let expired = format!("expiry_bucket <= (?1 >> {EXPIRY_BUCKET_SHIFT}) AND expires <= ?1");
@@ -165,12 +163,8 @@ impl TableSql {
                 "DELETE FROM {t} WHERE id IN \
                  (SELECT id FROM {t} WHERE {expired} LIMIT ?2)"
             ),
-            ids_by_user: format!(
-                "SELECT id FROM {t} WHERE user_key = ?1 AND expires > ?2 ORDER BY id"
-            ),
-            destroy_by_user: format!(
-                "DELETE FROM {t} WHERE user_key = ?1 AND expires > ?2 AND id IS NOT ?3"
-            ),
+            ids_by_user: format!("SELECT id FROM {t} WHERE user_key = ?1 AND expires > ?2 ORDER BY id"),
+            destroy_by_user: format!("DELETE FROM {t} WHERE user_key = ?1 AND expires > ?2 AND id IS NOT ?3"),
             count_expired: expired_count,
             extra_columns: extra.to_vec(),
         }
@@ -191,7 +185,10 @@ pub fn check_extra_columns(extra: &[ExtraColumn]) -> Result<(), String> {
             return Err(format!("extra column {:?} is declared twice", column.name));
         }
         if !COLUMN_TYPES.contains(&column.sql_type.as_str()) {
-            return Err(format!("extra column {:?} has type {:?}; use one of {:?}", column.name, column.sql_type, COLUMN_TYPES));
+            return Err(format!(
+                "extra column {:?} has type {:?}; use one of {:?}",
+                column.name, column.sql_type, COLUMN_TYPES
+            ));
         }
     }
     Ok(())
@@ -252,7 +249,10 @@ mod tests {
         let now = base + 2;
         conn.execute(&sql.prune_batch, rusqlite::params![now, 1000]).expect("prune");
         assert_eq!(count("SELECT COUNT(*) FROM S WHERE expires <= ?1", now), 0);
-        assert_eq!(count("SELECT COUNT(*) FROM S WHERE expires > ?1", now), 2 * expiries.iter().filter(|e| **e > now).count() as i64);
+        assert_eq!(
+            count("SELECT COUNT(*) FROM S WHERE expires > ?1", now),
+            2 * expiries.iter().filter(|e| **e > now).count() as i64
+        );
     }
 
     #[test]
@@ -269,9 +269,8 @@ mod tests {
                 .expect("lookup");
             assert_eq!(exists, 1, "table {name:?} exists under its exact name");
         }
-        let victim: i64 = conn
-            .query_row("SELECT COUNT(*) FROM sqlite_master WHERE name='victim'", [], |r| r.get(0))
-            .expect("lookup");
+        let victim: i64 =
+            conn.query_row("SELECT COUNT(*) FROM sqlite_master WHERE name='victim'", [], |r| r.get(0)).expect("lookup");
         assert_eq!(victim, 1);
     }
 }

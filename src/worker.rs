@@ -178,7 +178,9 @@ fn writer_loop(queue: &(Mutex<Queue>, Condvar), context: &Context) {
                 }
             }
             context.cache.finish(section);
-            if context.wal_pages.load(Ordering::Relaxed) > WAL_HARD_LIMIT_PAGES && std::time::Instant::now() >= next_restart {
+            if context.wal_pages.load(Ordering::Relaxed) > WAL_HARD_LIMIT_PAGES
+                && std::time::Instant::now() >= next_restart
+            {
                 if restart_wal(&conn) {
                     context.wal_pages.store(0, Ordering::Relaxed);
                 } else {
@@ -188,7 +190,9 @@ fn writer_loop(queue: &(Mutex<Queue>, Condvar), context: &Context) {
             results
         }))
         .unwrap_or_else(|_| {
-            jobs.iter().map(|_| Err(StoreError::new("ERR_INTERNAL", "the writer thread hit an internal error"))).collect()
+            jobs.iter()
+                .map(|_| Err(StoreError::new("ERR_INTERNAL", "the writer thread hit an internal error")))
+                .collect()
         });
         let completions =
             jobs.iter().zip(results).map(|(job, result)| Completion { ticket: job.ticket, result }).collect();
@@ -214,21 +218,36 @@ mod tests {
     fn queued_jobs_complete_in_order_and_after_shutdown_are_refused() {
         let mut conn = rusqlite::Connection::open_in_memory().expect("open");
         let table = Arc::new(Table::new("Sessions", None));
-        ensure_table(&mut conn, &table.sql, &SchemaOptions { create_table: true, default_ttl_ms: 0, now_ms: 0, import: None })
-            .expect("schema");
+        ensure_table(
+            &mut conn,
+            &table.sql,
+            &SchemaOptions { create_table: true, default_ttl_ms: 0, now_ms: 0, import: None },
+        )
+        .expect("schema");
         let conn = crate::open::Conn { sqlite: conn, fail_fast: Arc::default() };
         let (tx, rx) = mpsc::channel();
-        let mut worker = Worker::start(Arc::new(Mutex::new(conn)), Arc::new(ChannelSink(Mutex::new(tx))), Arc::default(), Arc::new(SessionCache::new(0)), None)
-            .expect("start");
+        let mut worker = Worker::start(
+            Arc::new(Mutex::new(conn)),
+            Arc::new(ChannelSink(Mutex::new(tx))),
+            Arc::default(),
+            Arc::new(SessionCache::new(0)),
+            None,
+        )
+        .expect("start");
         let far = crate::ops::now_ms() + 60_000;
         for i in 0..1000u32 {
-            let op = Op::Set { sid: format!("s{}", i % 10), data: format!("{{\"n\":{i}}}"), expires: far, user_key: None, extras: vec![] };
+            let op = Op::Set {
+                sid: format!("s{}", i % 10),
+                data: format!("{{\"n\":{i}}}"),
+                expires: far,
+                user_key: None,
+                extras: vec![],
+            };
             worker.submit(Job { ticket: i, table: table.clone(), op }).expect("submit");
         }
         worker.submit(Job { ticket: 1000, table: table.clone(), op: Op::Length }).expect("submit");
         worker.shutdown();
-        let tickets: Vec<(u32, Outcome)> =
-            rx.try_iter().flatten().map(|c| (c.ticket, c.result.expect("ok"))).collect();
+        let tickets: Vec<(u32, Outcome)> = rx.try_iter().flatten().map(|c| (c.ticket, c.result.expect("ok"))).collect();
         assert_eq!(tickets.len(), 1001);
         assert!(tickets.windows(2).all(|w| w[0].0 < w[1].0), "delivered in submission order");
         assert_eq!(tickets[1000].1, Outcome::Count(10));

@@ -8,8 +8,8 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use express_sqlite_native::database::{Database, TableOptions};
-use express_sqlite_native::ops::{now_ms, Op};
 use express_sqlite_native::open::{Location, OpenOptions};
+use express_sqlite_native::ops::{now_ms, Op};
 use express_sqlite_native::worker::{Completion, CompletionSink};
 use proptest::prelude::*;
 
