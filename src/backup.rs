@@ -322,26 +322,13 @@ fn remove_leftovers(target: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{mpsc, Mutex};
-
-    struct ChannelSink(Mutex<mpsc::Sender<Vec<Completion>>>);
-    impl CompletionSink for ChannelSink {
-        fn deliver(&self, completions: Vec<Completion>) {
-            let _ = crate::lock(&self.0).send(completions);
-        }
-    }
-
-    fn temp_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("esn-backup-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("dir");
-        dir
-    }
+    use crate::testing::{temp_dir, ChannelSink};
+    use std::sync::Mutex;
 
     fn run(source: BackupSource, target: &Path) -> StoreResult<Outcome> {
-        let (tx, rx) = mpsc::channel();
+        let (sink, rx) = ChannelSink::new();
         let backups = Backups::default();
-        backups.request(source, target.to_path_buf(), 1, Arc::new(ChannelSink(Mutex::new(tx)))).expect("request");
+        backups.request(source, target.to_path_buf(), 1, sink).expect("request");
         backups.shutdown();
         rx.try_iter().flatten().next().expect("one completion").result
     }
@@ -355,11 +342,11 @@ mod tests {
 
     #[test]
     fn in_memory_image_is_a_valid_file() {
-        let dir = temp_dir("memory");
+        let dir = temp_dir();
         let conn = open_connection(&Location::Memory(None), &OpenOptions::default(), &Arc::default()).expect("open");
         conn.execute_batch("CREATE TABLE t (x); WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) INSERT INTO t SELECT randomblob(100) FROM n;")
             .expect("fill");
-        let target = dir.join("copy.db");
+        let target = dir.path().join("copy.db");
         let pages = run(BackupSource::Shared(Arc::new(Mutex::new(conn))), &target).expect("backup");
         assert!(matches!(pages, Outcome::Count(n) if n > 10));
         assert_eq!(rows(&target), 3000);
@@ -368,32 +355,30 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             assert_eq!(std::fs::metadata(&target).expect("meta").permissions().mode() & 0o777, 0o600);
         }
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn rollback_journal_file_is_copied_and_the_source_is_refused_as_target() {
-        let dir = temp_dir("rollback");
-        let path = dir.join("live.db");
+        let dir = temp_dir();
+        let path = dir.path().join("live.db");
         let location = Location::File(path.clone());
         let options = OpenOptions { wal: false, ..OpenOptions::default() };
         crate::open::prepare_location(&location, &options).expect("prepare");
         let conn = open_connection(&location, &options, &Arc::default()).expect("open");
         conn.execute_batch("CREATE TABLE t (x); WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000) INSERT INTO t SELECT randomblob(500) FROM n;")
             .expect("fill");
-        let target = dir.join("copy.db");
+        let target = dir.path().join("copy.db");
         run(BackupSource::File(location.clone(), options.clone()), &target).expect("backup");
         assert_eq!(rows(&target), 2000);
         let err = run(BackupSource::File(location, options), &path).unwrap_err();
         assert_eq!(err.code, "ERR_INVALID_ARG_VALUE");
         assert_eq!(conn.query_row("SELECT COUNT(*) FROM t", [], |r| r.get::<_, i64>(0)).expect("live"), 2000);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn wal_file_copy_finishes_under_steady_writes() {
-        let dir = temp_dir("wal");
-        let location = Location::File(dir.join("live.db"));
+        let dir = temp_dir();
+        let location = Location::File(dir.path().join("live.db"));
         let options = OpenOptions::default();
         crate::open::prepare_location(&location, &options).expect("prepare");
         let conn = open_connection(&location, &options, &Arc::default()).expect("open");
@@ -416,24 +401,23 @@ mod tests {
             std::thread::yield_now();
         }
         let before = 20_000 + written.load(std::sync::atomic::Ordering::Relaxed);
-        let target = dir.join("copy.db");
+        let target = dir.path().join("copy.db");
         run(BackupSource::File(location, options), &target).expect("backup");
         let after = 20_000 + written.load(std::sync::atomic::Ordering::Relaxed);
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         drop(writer.join().expect("writer"));
         let copied = rows(&target);
         assert!(copied >= before && copied <= after, "{before} <= {copied} <= {after}");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn failed_copy_leaves_the_target_as_it_was() {
-        let dir = temp_dir("failed");
-        let target = dir.join("copy.db");
+        let dir = temp_dir();
+        let target = dir.path().join("copy.db");
         std::fs::write(&target, b"an older backup").expect("write");
         let err = run(
             BackupSource::File(
-                Location::File(dir.join("missing.db")),
+                Location::File(dir.path().join("missing.db")),
                 OpenOptions { readonly: true, ..OpenOptions::default() },
             ),
             &target,
@@ -441,7 +425,6 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.code, "SQLITE_CANTOPEN");
         assert_eq!(std::fs::read(&target).expect("read"), b"an older backup");
-        assert_eq!(std::fs::read_dir(&dir).expect("dir").count(), 1, "no temporary file left");
-        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 1, "no temporary file left");
     }
 }

@@ -434,33 +434,27 @@ impl SessionCache {
 
 #[cfg(test)]
 mod tests_support {
-    use std::sync::{mpsc, Arc, Mutex};
+    use std::sync::mpsc;
     use std::time::Duration;
 
     use crate::database::{Database, TableOptions};
     use crate::open::{Location, OpenOptions};
     use crate::ops::{now_ms, Op};
-    use crate::worker::{Completion, CompletionSink};
-
-    pub struct ChannelSink(pub Mutex<mpsc::Sender<Vec<Completion>>>);
-    impl CompletionSink for ChannelSink {
-        fn deliver(&self, completions: Vec<Completion>) {
-            let _ = self.0.lock().map(|tx| tx.send(completions));
-        }
-    }
+    use crate::testing::{temp_dir, ChannelSink};
+    use crate::worker::Completion;
 
     pub struct Fixture {
         pub db: Database,
         pub table: u32,
         pub path: std::path::PathBuf,
         pub completions: mpsc::Receiver<Vec<Completion>>,
-        pub dir: std::path::PathBuf,
+        /// Removed after the database is closed (fields drop after `drop`).
+        _dir: tempfile::TempDir,
     }
 
     impl Drop for Fixture {
         fn drop(&mut self) {
             let _ = self.db.close();
-            let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
 
@@ -476,17 +470,13 @@ mod tests_support {
         }
     }
 
-    pub fn fixture(name: &str, max_lifetime_ms: Option<i64>) -> Fixture {
-        let dir = std::env::temp_dir().join(format!("esn-cache-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("dir");
-        let path = dir.join("sessions.db");
-        let (tx, completions) = mpsc::channel();
-        let mut db =
-            Database::open(Location::File(path.clone()), OpenOptions::default(), Arc::new(ChannelSink(Mutex::new(tx))))
-                .expect("open");
+    pub fn fixture(max_lifetime_ms: Option<i64>) -> Fixture {
+        let dir = temp_dir();
+        let path = dir.path().join("sessions.db");
+        let (sink, completions) = ChannelSink::new();
+        let mut db = Database::open(Location::File(path.clone()), OpenOptions::default(), sink).expect("open");
         let table = db.open_table(&table_options("Sessions", max_lifetime_ms)).expect("table");
-        Fixture { db, table, path, completions, dir }
+        Fixture { db, table, path, completions, _dir: dir }
     }
 
     pub fn set(sid: &str, data: &str, expires: i64) -> Op {
@@ -507,17 +497,17 @@ mod tests_support {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{mpsc, Arc, Mutex};
     use std::time::Duration;
 
     use super::tests_support::*;
     use crate::database::Database;
     use crate::open::{Location, OpenOptions};
     use crate::ops::{now_ms, Op, Outcome};
+    use crate::testing::ChannelSink;
 
     #[test]
     fn reads_after_our_own_writes_come_from_the_cache_and_are_current() {
-        let f = fixture("own", None);
+        let f = fixture(None);
         f.db.run_now(f.table, &set("a", "{\"v\":1}", far())).expect("set");
         assert_eq!(f.db.get(f.table, "a").expect("get"), Some("{\"v\":1}".into()));
         assert_eq!(f.db.cache_hits(), 1, "the write was remembered");
@@ -549,7 +539,7 @@ mod tests {
 
     #[test]
     fn touch_moves_the_cached_expiry_and_expiry_is_exact() {
-        let f = fixture("touch", None);
+        let f = fixture(None);
         f.db.run_now(f.table, &set("a", "{}", now_ms() + 40)).expect("set");
         f.db.run_now(f.table, &Op::Touch { sid: "a".into(), expires: far() }).expect("touch");
         std::thread::sleep(Duration::from_millis(80));
@@ -564,7 +554,7 @@ mod tests {
 
     #[test]
     fn another_connections_commit_is_seen_by_the_next_read() {
-        let f = fixture("other", None);
+        let f = fixture(None);
         f.db.run_now(f.table, &set("a", "{\"v\":1}", far())).expect("set");
         assert_eq!(f.db.get(f.table, "missing").expect("get"), None);
         assert_eq!(f.db.get(f.table, "a").expect("get"), Some("{\"v\":1}".into()));
@@ -601,7 +591,7 @@ mod tests {
 
     #[test]
     fn two_handles_on_one_table_share_what_they_know() {
-        let mut f = fixture("handles", None);
+        let mut f = fixture(None);
         let second = f.db.open_table(&table_options("SESSIONS", None)).expect("second handle");
         f.db.run_now(f.table, &set("a", "{\"v\":1}", far())).expect("set");
         assert_eq!(f.db.get(second, "a").expect("get"), Some("{\"v\":1}".into()));
@@ -613,7 +603,7 @@ mod tests {
 
     #[test]
     fn tables_with_a_lifetime_cap_are_always_read_from_sqlite() {
-        let f = fixture("lifetime", Some(50));
+        let f = fixture(Some(50));
         f.db.run_now(f.table, &set("a", "{}", far())).expect("set");
         assert_eq!(f.db.get(f.table, "a").expect("get"), Some("{}".into()));
         std::thread::sleep(Duration::from_millis(80));
@@ -623,10 +613,8 @@ mod tests {
 
     #[test]
     fn memory_databases_do_not_cache() {
-        let (tx, _rx) = mpsc::channel();
         let mut db =
-            Database::open(Location::Memory(None), OpenOptions::default(), Arc::new(ChannelSink(Mutex::new(tx))))
-                .expect("open");
+            Database::open(Location::Memory(None), OpenOptions::default(), ChannelSink::new().0).expect("open");
         let table = db.open_table(&table_options("Sessions", None)).expect("table");
         db.run_now(table, &set("a", "{}", far())).expect("set");
         assert_eq!(db.get(table, "a").expect("get"), Some("{}".into()));
@@ -635,7 +623,7 @@ mod tests {
 
     #[test]
     fn the_cache_stays_within_its_capacity() {
-        let f = fixture("capacity", None);
+        let f = fixture(None);
         let data = format!("{{\"pad\":\"{}\"}}", "x".repeat(100_000));
         for i in 0..(super::DEFAULT_CAPACITY_BYTES / 100_000 + 50) {
             f.db.run_now(f.table, &set(&format!("s{i}"), &data, far())).expect("set");
@@ -654,7 +642,7 @@ mod touch_tests {
 
     #[test]
     fn a_touch_within_a_cookies_precision_is_current_and_nothing_else_is() {
-        let f = fixture("touch-current", None);
+        let f = fixture(None);
         let stored = now_ms() + 3_600_000;
         f.db.run_now(f.table, &set("a", "{}", stored)).expect("set");
         assert!(f.db.touch_is_current(f.table, "a", stored).expect("check"));

@@ -552,20 +552,14 @@ impl Drop for Database {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::worker::Completion;
-
-    struct NoSink;
-    impl CompletionSink for NoSink {
-        fn deliver(&self, _: Vec<Completion>) {}
-    }
+    use crate::testing::{temp_dir, ChannelSink};
 
     #[test]
     fn sync_table_recreates_a_dropped_table_under_the_same_handle() {
-        let dir = std::env::temp_dir().join(format!("esn-database-sync-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let path = dir.join("sessions.db");
+        let dir = temp_dir();
+        let path = dir.path().join("sessions.db");
         let mut db =
-            Database::open(Location::File(path.clone()), OpenOptions::default(), Arc::new(NoSink)).expect("open");
+            Database::open(Location::File(path.clone()), OpenOptions::default(), ChannelSink::new().0).expect("open");
         let options = |create_table| TableOptions {
             name: "Sessions".into(),
             create_table,
@@ -592,6 +586,5 @@ mod tests {
         assert_eq!(db.get(handle, "s").expect("get"), Some("{}".to_string()));
         assert_eq!(db.tables.len(), 1, "no new handle");
         db.close().expect("close");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

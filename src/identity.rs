@@ -203,7 +203,7 @@ mod tests {
     #[test]
     fn a_deleted_or_replaced_file_trips_for_good() {
         for victim in ["", "-wal", "-shm"] {
-            let dir = tempfile::tempdir().expect("dir");
+            let dir = crate::testing::temp_dir();
             let (path, _conn) = wal_db(dir.path());
             let identity = FileIdentity::capture(&path, true).expect("capture");
             assert_eq!(identity.companions.len(), 2);
@@ -229,7 +229,7 @@ mod tests {
 
     #[test]
     fn recognises_the_database_and_its_companions_by_inode_and_by_name() {
-        let dir = tempfile::tempdir().expect("dir");
+        let dir = crate::testing::temp_dir();
         let (path, _conn) = wal_db(dir.path());
         let identity = FileIdentity::capture(&path, true).expect("capture");
         let link = dir.path().join("hard-link.db");

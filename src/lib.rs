@@ -14,6 +14,9 @@ pub mod sql;
 pub mod upkeep;
 pub mod worker;
 
+#[cfg(test)]
+mod testing;
+
 /// Locks a mutex even when a panic on another thread poisoned it. Every value the crate
 /// guards stays usable: SQLite rolls back a half-done transaction itself, and queues,
 /// caches and handles are changed whole under the lock.

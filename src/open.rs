@@ -318,16 +318,12 @@ fn apply_file_pragmas(conn: &Connection, options: &OpenOptions) -> StoreResult<(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn temp_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("esn-open-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        dir
-    }
+    use crate::testing::temp_dir;
 
     #[test]
     fn creates_missing_dirs_and_private_file() {
-        let dir = temp_dir("dirs");
+        let base = temp_dir();
+        let dir = base.path().join("d");
         let path = dir.join("a/b/sessions.db");
         let location = Location::File(path.clone());
         let options = OpenOptions::default();
@@ -343,12 +339,12 @@ mod tests {
             let dir_mode = std::fs::metadata(dir.join("a/b")).expect("meta").permissions().mode() & 0o777;
             assert_eq!(dir_mode, 0o700);
         }
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn file_must_exist_gives_cantopen() {
-        let dir = temp_dir("must");
+        let base = temp_dir();
+        let dir = base.path().join("d");
         let location = Location::File(dir.join("nope.db"));
         let options = OpenOptions { file_must_exist: true, ..OpenOptions::default() };
         let err = prepare_location(&location, &options).unwrap_err();
@@ -358,7 +354,8 @@ mod tests {
 
     #[test]
     fn garbage_is_not_a_database() {
-        let dir = temp_dir("garbage");
+        let base = temp_dir();
+        let dir = base.path().join("d");
         std::fs::create_dir_all(&dir).expect("dir");
         let path = dir.join("junk.db");
         std::fs::write(&path, vec![b'x'; 4096]).expect("write");
@@ -367,7 +364,24 @@ mod tests {
         let err = open_connection(&Location::Memory(Some(vec![7u8; 1000])), &OpenOptions::default(), &Arc::default())
             .unwrap_err();
         assert_eq!(err.code, "SQLITE_NOTADB");
-        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_failed_open_takes_back_what_it_created() {
+        let base = temp_dir();
+        let path = base.path().join("a/b/sessions.db");
+        let created = prepare_location(&Location::File(path.clone()), &OpenOptions::default()).expect("prepare");
+        assert!(path.exists());
+        created.undo();
+        assert!(!base.path().join("a").exists(), "file and directories removed");
+        // An existing database keeps everything but the empty companions the open made.
+        std::fs::write(base.path().join("kept.db"), b"").expect("db");
+        let kept = base.path().join("kept.db");
+        let created = prepare_location(&Location::File(kept.clone()), &OpenOptions::default()).expect("prepare");
+        std::fs::write(crate::identity::with_suffix(&kept, "-shm"), b"abc").expect("shm");
+        created.undo();
+        assert!(kept.exists(), "an existing file is never removed");
+        assert!(!crate::identity::with_suffix(&kept, "-shm").exists());
     }
 
     #[test]

@@ -232,7 +232,8 @@ pub fn prune(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::{ensure_table, SchemaOptions};
+    use crate::schema::ensure_table;
+    use crate::testing::{schema_options, temp_dir};
     use std::sync::Arc;
 
     const NOW: i64 = 1_800_000_000_000;
@@ -240,12 +241,7 @@ mod tests {
     fn setup(lifetime: Option<i64>) -> (Connection, Arc<Table>) {
         let mut conn = Connection::open_in_memory().expect("open");
         let table = Arc::new(Table::new("Sessions", lifetime));
-        ensure_table(
-            &mut conn,
-            &table.sql,
-            &SchemaOptions { create_table: true, default_ttl_ms: 1000, now_ms: NOW, import: None },
-        )
-        .expect("schema");
+        ensure_table(&mut conn, &table.sql, &schema_options(NOW, 1000)).expect("schema");
         (conn, table)
     }
 
@@ -370,18 +366,12 @@ mod tests {
             BUSY_CALLS.fetch_add(1, Ordering::SeqCst);
             false
         }
-        let dir = std::env::temp_dir().join(format!("esn-ops-reads-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let path = dir.join("s.db");
+        let dir = temp_dir();
+        let path = dir.path().join("s.db");
         let mut ours = Connection::open(&path).expect("open");
         ours.execute_batch("PRAGMA journal_mode = WAL").expect("wal");
         let table = Arc::new(Table::new("Sessions", None));
-        ensure_table(
-            &mut ours,
-            &table.sql,
-            &SchemaOptions { create_table: true, default_ttl_ms: 1000, now_ms: NOW, import: None },
-        )
-        .expect("schema");
+        ensure_table(&mut ours, &table.sql, &schema_options(NOW, 1000)).expect("schema");
         run(&ours, &table, &set("a", "{}", i64::MAX), NOW).expect("set");
         let other = Connection::open(&path).expect("other");
         other.execute_batch("BEGIN IMMEDIATE; DELETE FROM Sessions;").expect("other holds the write lock");
@@ -403,7 +393,6 @@ mod tests {
         assert!(BUSY_CALLS.load(Ordering::SeqCst) > 0);
         other.execute_batch("ROLLBACK").expect("rollback");
         drop((ours, other));
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
@@ -426,22 +415,15 @@ mod tests {
     #[test]
     fn disk_full_fails_with_sqlite_full_reads_go_on_and_writes_recover() {
         use crate::open::{open_connection, prepare_location, Location, OpenOptions};
-        let dir = std::env::temp_dir().join(format!("esn-ops-full-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("dir");
-        let location = Location::File(dir.join("full.db"));
+        let dir = temp_dir();
+        let location = Location::File(dir.path().join("full.db"));
         let options = OpenOptions::default();
         prepare_location(&location, &options).expect("prepare");
         let retries = Arc::default();
         let mut writer = open_connection(&location, &options, &retries).expect("writer");
         let reader = open_connection(&location, &options, &retries).expect("reader");
         let table = Arc::new(Table::new("Sessions", None));
-        ensure_table(
-            &mut writer,
-            &table.sql,
-            &SchemaOptions { create_table: true, default_ttl_ms: 1000, now_ms: NOW, import: None },
-        )
-        .expect("schema");
+        ensure_table(&mut writer, &table.sql, &schema_options(NOW, 1000)).expect("schema");
         // Far past both NOW and the real clock (run_batch reads the real one).
         let expires = 4_000_000_000_000;
         let data = format!("{{\"pad\":\"{}\"}}", "x".repeat(2000));
@@ -499,6 +481,5 @@ mod tests {
         assert_eq!(integrity, "ok");
         drop(reader);
         drop(writer);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

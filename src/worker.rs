@@ -204,36 +204,19 @@ fn writer_loop(queue: &(Mutex<Queue>, Condvar), context: &Context) {
 mod tests {
     use super::*;
     use crate::ops::{Op, Table};
-    use crate::schema::{ensure_table, SchemaOptions};
-    use std::sync::mpsc;
-
-    struct ChannelSink(Mutex<mpsc::Sender<Vec<Completion>>>);
-    impl CompletionSink for ChannelSink {
-        fn deliver(&self, completions: Vec<Completion>) {
-            let _ = lock(&self.0).send(completions);
-        }
-    }
+    use crate::schema::ensure_table;
+    use crate::testing::{schema_options, ChannelSink};
 
     #[test]
     fn queued_jobs_complete_in_order_and_after_shutdown_are_refused() {
         let mut conn = rusqlite::Connection::open_in_memory().expect("open");
         let table = Arc::new(Table::new("Sessions", None));
-        ensure_table(
-            &mut conn,
-            &table.sql,
-            &SchemaOptions { create_table: true, default_ttl_ms: 0, now_ms: 0, import: None },
-        )
-        .expect("schema");
+        ensure_table(&mut conn, &table.sql, &schema_options(0, 0)).expect("schema");
         let conn = crate::open::Conn { sqlite: conn, fail_fast: Arc::default() };
-        let (tx, rx) = mpsc::channel();
-        let mut worker = Worker::start(
-            Arc::new(Mutex::new(conn)),
-            Arc::new(ChannelSink(Mutex::new(tx))),
-            Arc::default(),
-            Arc::new(SessionCache::new(0)),
-            None,
-        )
-        .expect("start");
+        let (sink, rx) = ChannelSink::new();
+        let mut worker =
+            Worker::start(Arc::new(Mutex::new(conn)), sink, Arc::default(), Arc::new(SessionCache::new(0)), None)
+                .expect("start");
         let far = crate::ops::now_ms() + 60_000;
         for i in 0..1000u32 {
             let op = Op::Set {
