@@ -10,7 +10,7 @@ const express = require('express')
 const session = require('express-session')
 const { SQLiteStore } = require('..')
 const { createApp, createStore } = require('../examples/logout-everywhere')
-const { tempDb, tempDir, sessionFor, inspect, sleep, betterSqlite3 } = require('./helpers')
+const { tempDb, tempDir, sessionFor, inspect, sleep, betterSqlite3, holdWriteLock } = require('./helpers')
 
 const noPosixModes = process.platform === 'win32' && 'Windows has no POSIX file modes'
 
@@ -161,8 +161,45 @@ test('stats: live, expired, sizes and counters', async () => {
   assert.equal(stats.expired, 0)
   assert.equal(stats.pruneRuns, 1)
   assert.equal(stats.rowsPruned, 5)
-  assert.equal(typeof stats.busyRetries, 'number')
-  store.close()
+  assert.deepEqual(Object.keys(stats).sort(), [
+    'busyRetries', 'cachedReads', 'checkpoints', 'expired', 'fileBytes', 'pruneErrors', 'pruneRuns', 'prunesSkipped',
+    'rowsPruned', 'sessions', 'touchesSkipped', 'walBytes',
+  ])
+  assert.equal(stats.busyRetries, 0, 'no other connection held a lock')
+  assert.equal(stats.prunesSkipped, 0, 'no other process prunes')
+  assert.equal(stats.pruneErrors, 0)
+  const cachedBefore = stats.cachedReads
+  assert.equal((await store.get('live1')).user, 1)
+  assert.equal((await store.get('live1')).user, 1)
+  assert.ok((await store.stats()).cachedReads > cachedBefore, 'a session read again comes from the session cache')
+  await store.close()
+})
+
+test('stats: checkpoints and busyRetries count what happened', async () => {
+  const file = tempDb()
+  const store = new SQLiteStore(file, { pruneInterval: false })
+  await store.set('first', sessionFor('first'))
+  assert.equal((await store.stats()).checkpoints, 0)
+  // Past 1,000 WAL pages (4 MiB) the writer asks the background thread for a checkpoint.
+  const pad = 'p'.repeat(3000)
+  for (let round = 0; round < 10; round++) {
+    await Promise.all(Array.from({ length: 200 }, (_, i) => store.set(`s${round}-${i}`, { ...sessionFor(i), pad })))
+  }
+  let stats = await store.stats()
+  for (let i = 0; i < 40 && stats.checkpoints === 0; i++) {
+    await sleep(50)
+    stats = await store.stats()
+  }
+  assert.ok(stats.checkpoints > 0, `checkpoints after ~6 MB of sessions: ${stats.checkpoints}`)
+  // Another process holds the write lock for a while: the write waits for it, and says so.
+  assert.equal(stats.busyRetries, 0)
+  const holder = await holdWriteLock(file)
+  const waiting = store.set('waits', sessionFor('waits'))
+  await sleep(150)
+  await holder.release()
+  await waiting
+  assert.ok((await store.stats()).busyRetries > 0, 'the wait for the lock is counted')
+  await store.close()
 })
 
 test('serialize saves an in-memory store, and backup copies one to a file', async () => {

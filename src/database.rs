@@ -296,7 +296,7 @@ impl Database {
     }
 
     /// Runs an operation on the calling thread. A lock held by another connection
-    /// fails at once with `SQLITE_BUSY` (see `Error::is_busy`) so the caller can queue it.
+    /// fails at once with `SQLITE_BUSY` (the connection's fail-fast switch) so the caller can queue it.
     pub fn run_now(&self, table: u32, op: &Op) -> StoreResult<Outcome> {
         let table = self.table(table)?;
         let open = self.open_parts()?;

@@ -22,11 +22,6 @@ impl StoreError {
     pub fn closed() -> Self {
         StoreError::new("ERR_STORE_CLOSED", "the store is closed")
     }
-
-    /// True for the lock errors a caller may retry on another thread or later.
-    pub fn is_busy(&self) -> bool {
-        self.code == "SQLITE_BUSY" || self.code == "SQLITE_LOCKED"
-    }
 }
 
 impl fmt::Display for StoreError {
