@@ -122,10 +122,17 @@ test("a corrupt database emits 'disconnect' once, and 'error' only when someone 
   const writer = new SQLiteStore(file, { pruneInterval: false })
   for (let i = 0; i < 300; i++) await writer.set(`s${i}`, { ...sessionFor(i), pad: 'p'.repeat(400) })
   await writer.close()
-  // Garbage over every page but the first (which holds the schema), behind SQLite's back.
+  // Garbage over every page of the sessions, behind SQLite's back: all but the first
+  // (the schema) and those of the store's table-version record, which opening reads
+  // (a corrupt schema or version page fails the constructor with SQLITE_CORRUPT instead).
+  const versionPages = new Set(
+    inspect(file).all("SELECT rootpage FROM sqlite_master WHERE tbl_name = 'express_sqlite_native_schema'").map((r) => r.rootpage),
+  )
   const size = fs.statSync(file).size
   const fd = fs.openSync(file, 'r+')
-  fs.writeSync(fd, Buffer.alloc(size - 4096, 0xab), 0, size - 4096, 4096)
+  for (let page = 2; page <= size / 4096; page++) {
+    if (!versionPages.has(page)) fs.writeSync(fd, Buffer.alloc(4096, 0xab), 0, 4096, (page - 1) * 4096)
+  }
   fs.closeSync(fd)
 
   const store = new SQLiteStore(file, { pruneInterval: false })
