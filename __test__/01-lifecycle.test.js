@@ -43,7 +43,7 @@ test('set, get, touch, ids, length, all, destroy, clear walk the contract (callb
 
   assert.deepEqual(await callback((cb) => store.clear(cb)), [undefined, 1])
   assert.deepEqual(await callback((cb) => store.length(cb)), [undefined, 0])
-  store.close()
+  await store.close()
 })
 
 test('every method returns a Promise when called without a callback', async () => {
@@ -96,7 +96,7 @@ test('callbacks are never called before the method returns, and exactly once', a
   await run('destroy', (cb) => store.destroy('x', cb))
   await run('clear', (cb) => store.clear(cb))
   await run('set-bad-session', (cb) => store.set('x', null, cb))
-  store.close()
+  await store.close()
   await run('after-close', (cb) => store.get('x', cb))
   for (const [name, returned, count] of calls) {
     assert.equal(returned, true, `${name}: called after returning`)
@@ -125,7 +125,7 @@ test('length and stats count every write issued before them, whichever thread ru
   // A write answered before the count: counted here and now again.
   await store.destroy('w0')
   assert.equal(await store.length(), 299)
-  store.close()
+  await store.close()
 })
 
 test('writes issued together are all committed and all answered (group commit path)', async () => {
@@ -143,19 +143,19 @@ test('writes issued together are all committed and all answered (group commit pa
   ops.push(store.destroy('same'))
   await Promise.all(ops)
   assert.equal(await store.get('same'), null)
-  store.close()
+  await store.close()
   // The data really is in the file, seen through a fresh store.
   const again = new SQLiteStore(file)
   assert.equal(await again.length(), 500)
   assert.equal((await again.get('s123')).user, 123)
-  again.close()
+  await again.close()
 })
 
 test('close is idempotent and later calls fail with ERR_STORE_CLOSED through the callback', async () => {
   const store = new SQLiteStore(tempDb())
   await store.set('a', sessionFor('a'))
-  store.close()
-  store.close()
+  await store.close()
+  await store.close()
   for (const invoke of [
     (cb) => store.get('a', cb),
     (cb) => store.set('a', sessionFor('a'), cb),
@@ -177,10 +177,10 @@ test('writes queued before close still complete', async () => {
   const file = tempDb()
   const store = new SQLiteStore(file)
   const pending = Array.from({ length: 100 }, (_, i) => store.set(`k${i}`, sessionFor(i)))
-  store.close()
+  await store.close()
   const outcomes = await Promise.allSettled(pending)
   assert.ok(outcomes.every((o) => o.status === 'fulfilled'))
   const again = new SQLiteStore(file)
   assert.equal(await again.length(), 100)
-  again.close()
+  await again.close()
 })

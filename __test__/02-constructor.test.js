@@ -27,18 +27,18 @@ test('a path: missing directories are created, defaults are Sessions, WAL, 1 day
   await t.test('the new file is 0600', { skip: noPosixModes }, () => {
     assert.equal(fs.statSync(file).mode & 0o777, 0o600)
   })
-  db.close()
-  store.close()
+  await db.close()
+  await store.close()
 })
 
 test('wal: false leaves a new file in rollback-journal mode', async () => {
   const file = tempDb()
   const store = new SQLiteStore(file, { wal: false })
   await store.set('s', sessionFor(1))
-  store.close()
+  await store.close()
   const db = inspect(file)
   assert.equal(db.get('PRAGMA journal_mode').journal_mode, 'delete')
-  db.close()
+  await db.close()
 })
 
 test('fileMustExist: a missing file is an Error with SQLITE_CANTOPEN and nothing is created', () => {
@@ -57,8 +57,8 @@ test('":memory:" is a private in-memory database', async () => {
   assert.equal((await a.get('s')).user, 'a')
   assert.equal(await b.get('s'), null)
   assert.equal(a.database.memory, true)
-  a.close()
-  b.close()
+  await a.close()
+  await b.close()
 })
 
 test('a Buffer is opened in memory; serialize() gives one back', async () => {
@@ -66,12 +66,12 @@ test('a Buffer is opened in memory; serialize() gives one back', async () => {
   await source.set('kept', sessionFor('kept'))
   const image = source.database.serialize()
   assert.ok(Buffer.isBuffer(image))
-  source.close()
+  await source.close()
   const copy = new SQLiteStore(image)
   assert.equal((await copy.get('kept')).user, 'kept')
   await copy.set('more', sessionFor('more'))
   assert.equal(await copy.length(), 2)
-  copy.close()
+  await copy.close()
   assert.throws(() => new SQLiteStore(Buffer.from('definitely not a database, just some bytes'.repeat(30))), {
     code: 'SQLITE_NOTADB',
   })
@@ -92,11 +92,11 @@ test('a shared Database: two stores, two tables, one file; stores do not close i
   await admins.set('s', sessionFor('admin'))
   assert.equal((await users.get('s')).user, 'user')
   assert.equal((await admins.get('s')).user, 'admin')
-  users.close()
+  await users.close()
   assert.equal(db.open, true, 'closing a store leaves a Database it did not open')
   assert.equal((await admins.get('s')).user, 'admin')
-  admins.close()
-  db.close()
+  await admins.close()
+  await db.close()
   assert.equal(db.open, false)
   const check = inspect(file)
   // Sessions tables only, not the store's own bookkeeping (table versions, prune leases).
@@ -104,7 +104,7 @@ test('a shared Database: two stores, two tables, one file; stores do not close i
     .all("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'express_sqlite_native_%' ORDER BY name")
     .map((r) => r.name)
   assert.deepEqual(tables, ['admin_sessions', 'user_sessions'])
-  check.close()
+  await check.close()
 })
 
 test('a better-sqlite3 Database: the same file is used, its journal mode and readonly honoured', async (t) => {
@@ -117,27 +117,27 @@ test('a better-sqlite3 Database: the same file is used, its journal mode and rea
   const row = handle.prepare('SELECT data FROM Sessions WHERE id = ?').get('s')
   assert.equal(JSON.parse(row.data).user, 'shared')
   assert.equal(handle.pragma('journal_mode', { simple: true }), 'delete', 'journal mode left as the app set it')
-  store.close()
+  await store.close()
   assert.equal(handle.open, true, 'the store never closes a handle it did not open')
-  handle.close()
+  await handle.close()
 
   const readonlyHandle = new BetterSqlite3(file, { readonly: true })
   const readonlyStore = new SQLiteStore(readonlyHandle)
   assert.equal((await readonlyStore.get('s')).user, 'shared')
   await assert.rejects(readonlyStore.set('t', sessionFor('t')), { code: 'SQLITE_READONLY' })
-  readonlyStore.close()
-  readonlyHandle.close()
+  await readonlyStore.close()
+  await readonlyHandle.close()
 
   const memory = new BetterSqlite3(':memory:')
   assert.throws(() => new SQLiteStore(memory), { name: 'TypeError', message: /in-memory better-sqlite3/ })
-  memory.close()
+  await memory.close()
 })
 
 test('readonly: reads work, writes fail with SQLITE_READONLY, nothing crashes', async () => {
   const file = tempDb()
   const writer = new SQLiteStore(file)
   await writer.set('s', sessionFor('r'))
-  writer.close()
+  await writer.close()
   const store = new SQLiteStore(file, { databaseOptions: { readonly: true } })
   assert.equal((await store.get('s')).user, 'r')
   assert.equal(await store.length(), 1)
@@ -150,7 +150,7 @@ test('readonly: reads work, writes fail with SQLITE_READONLY, nothing crashes', 
     await assert.rejects(write(), (error) => error instanceof Error && error.code === 'SQLITE_READONLY')
   }
   assert.equal((await store.get('s')).user, 'r')
-  store.close()
+  await store.close()
 })
 
 test('table names with quotes, spaces and SQL are quoted, never injected', async () => {
@@ -165,7 +165,7 @@ test('table names with quotes, spaces and SQL are quoted, never injected', async
     store.close()
   }
   assert.equal((await victim.get('keep')).user, 'keep')
-  victim.close()
+  await victim.close()
 })
 
 test('unknown options and wrong types are TypeErrors naming them', () => {
@@ -200,7 +200,7 @@ test('the store emits connect after the constructor returns, and disconnect on c
   store.on('connect', () => events.push('connect'))
   store.on('disconnect', () => events.push('disconnect'))
   await new Promise((resolve) => setImmediate(resolve))
-  store.close()
+  await store.close()
   await new Promise((resolve) => setImmediate(resolve))
   assert.deepEqual(events, ['connect', 'disconnect'])
 })
@@ -226,7 +226,7 @@ test('busy timeout: a lock held past it gives SQLITE_BUSY, within it the write w
   setTimeout(() => again.release(), 30)
   await waiting
   assert.equal((await store.get('c')).user, 'c', 'the store keeps working once the lock is gone')
-  store.close()
+  await store.close()
 })
 
 test('each table records its layout version; a table of a newer version is refused, the file left alone', async () => {

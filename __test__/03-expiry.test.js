@@ -31,14 +31,14 @@ test('TTL comes from cookie.expires (Date or ISO string), else cookie.maxAge, el
   await store.set('ttl', { cookie: { expires: null, originalMaxAge: null } })
   const ttl = expiresOf(file, 'ttl')
   assert.ok(ttl >= before + 120_000 && ttl <= Date.now() + 120_000)
-  store.close()
+  await store.close()
 
   const byFunction = new SQLiteStore(file, { ttl: (session) => (session.remember ? 1000 : 10) })
   before = Date.now()
   await byFunction.set('fn', { cookie: {}, remember: true })
   const fn = expiresOf(file, 'fn')
   assert.ok(fn >= before + 1_000_000 && fn <= Date.now() + 1_000_000)
-  byFunction.close()
+  await byFunction.close()
 })
 
 test('expired sessions are invisible to get, all, ids and length, to the millisecond', async () => {
@@ -57,7 +57,7 @@ test('expired sessions are invisible to get, all, ids and length, to the millise
   )
   assert.equal(await store.touch('short', sessionFor('short')), 'EXPIRED', 'touch never revives')
   assert.equal(await store.get('short'), null)
-  store.close()
+  await store.close()
 })
 
 test('set of an already-expired session deletes it', async () => {
@@ -68,7 +68,7 @@ test('set of an already-expired session deletes it', async () => {
   assert.equal(expiresOf(file, 'gone'), undefined, 'the row is deleted, not stored as expired')
   await store.set('never', { cookie: { maxAge: -5 } })
   assert.equal(expiresOf(file, 'never'), undefined)
-  store.close()
+  await store.close()
 })
 
 test('touch moves only the expiry: it never writes data', async () => {
@@ -82,7 +82,7 @@ test('touch moves only the expiry: it never writes data', async () => {
   assert.equal(session.user, 'original')
   assert.equal(session.counter, 1)
   assert.ok(expiresOf(file, 's') > before + 500_000)
-  store.close()
+  await store.close()
 })
 
 test('rows that are not JSON objects are treated as missing and deleted; a row without cookie is served as stored', async () => {
@@ -96,7 +96,7 @@ test('rows that are not JSON objects are treated as missing and deleted; a row w
   db.run(insert, 'no-cookie', '{"user":"x"}', future)
   db.run(insert, 'array', '[1,2]', future)
   db.run(insert, 'null', 'null', future)
-  db.close()
+  await db.close()
   for (const sid of ['not-json', 'array', 'null']) {
     assert.equal(await store.get(sid), null, sid)
   }
@@ -111,8 +111,8 @@ test('rows that are not JSON objects are treated as missing and deleted; a row w
     check.all('SELECT id FROM Sessions ORDER BY id').map((r) => r.id),
     ['fine', 'no-cookie'],
   )
-  check.close()
-  store.close()
+  await check.close()
+  await store.close()
 })
 
 test('a table written by express-sqlite keeps working: live sessions served, expired invisible', async (t) => {
@@ -125,7 +125,7 @@ test('a table written by express-sqlite keeps working: live sessions served, exp
   old.set('live', JSON.parse(JSON.stringify(live)), () => {})
   old.set('expired', JSON.parse(JSON.stringify(sessionFor('expired', -60_000))), () => {})
   old.set('browser-session', { cookie: { expires: null, originalMaxAge: null }, user: 'b' }, () => {})
-  old.db.close()
+  await old.db.close()
 
   const store = new SQLiteStore(file, { ttl: 600 })
   assert.equal((await store.get('live')).user, 'live')
@@ -135,9 +135,9 @@ test('a table written by express-sqlite keeps working: live sessions served, exp
   assert.deepEqual(await store.ids(), ['browser-session', 'live'])
   await store.set('new', sessionFor('new'))
   assert.equal(await store.length(), 3)
-  store.close()
+  await store.close()
   // Opening again (a second process or a restart) is a no-op migration.
   const again = new SQLiteStore(file)
   assert.equal(await again.length(), 3)
-  again.close()
+  await again.close()
 })

@@ -27,7 +27,7 @@ test('bad sids: ERR_INVALID_SID TypeError through the callback, for every method
     }
   }
   assert.deepEqual(await store.ids(), ['existing'])
-  store.close()
+  await store.close()
 })
 
 test('bad sessions: ERR_INVALID_SESSION, nothing written', async () => {
@@ -47,7 +47,7 @@ test('bad sessions: ERR_INVALID_SESSION, nothing written', async () => {
     assert.equal(error.code, 'ERR_INVALID_SESSION')
   }
   assert.equal(await store.length(), 0)
-  store.close()
+  await store.close()
 })
 
 test('functions and symbols are dropped as JSON drops them; prototype keys stay plain data', async () => {
@@ -61,7 +61,7 @@ test('functions and symbols are dropped as JSON drops them; prototype keys stay 
   assert.equal({}.polluted, undefined, 'Object.prototype untouched')
   assert.equal(Object.getPrototypeOf(back), Object.prototype)
   assert.deepEqual(Object.keys(back).sort(), ['__proto__', 'constructor', 'cookie'])
-  store.close()
+  await store.close()
 })
 
 test('unicode and NUL characters round-trip in ids and data', async () => {
@@ -75,7 +75,7 @@ test('unicode and NUL characters round-trip in ids and data', async () => {
   }
   assert.equal(await store.get('nul'), null, 'NUL does not truncate an id')
   assert.deepEqual((await store.ids()).sort(), [...sids].sort())
-  store.close()
+  await store.close()
 })
 
 test('maxSessionBytes refuses a larger session with ERR_SESSION_TOO_LARGE before writing', async () => {
@@ -87,13 +87,13 @@ test('maxSessionBytes refuses a larger session with ERR_SESSION_TOO_LARGE before
   // Multi-byte characters count as bytes, not characters.
   await assert.rejects(store.set('wide', { ...sessionFor('w'), blob: '€'.repeat(400) }), { code: 'ERR_SESSION_TOO_LARGE' })
   assert.deepEqual(await store.ids(), ['ok'])
-  store.close()
+  await store.close()
   const defaults = new SQLiteStore(':memory:')
   await defaults.set('mb', { ...sessionFor('mb'), blob: 'x'.repeat(1_000_000) })
   await assert.rejects(defaults.set('over', { ...sessionFor('o'), blob: 'x'.repeat(1_048_577) }), {
     code: 'ERR_SESSION_TOO_LARGE',
   })
-  defaults.close()
+  await defaults.close()
 })
 
 test('a ttl function that throws or returns a non-number fails that call only', async () => {
@@ -106,13 +106,13 @@ test('a ttl function that throws or returns a non-number fails that call only', 
   await assert.rejects(store.set('b', { cookie: {}, boom: true }), (error) => error.code === 'ERR_INVALID_TTL' && !error.message.includes('exploded'))
   await store.set('c', { cookie: {} })
   assert.deepEqual(await store.ids(), ['c'])
-  store.close()
+  await store.close()
 })
 
 test('a non-function callback gives a rejected Promise, not a throw', async () => {
   const store = new SQLiteStore(':memory:')
   await assert.rejects(store.get('a', 'not a function'), { code: 'ERR_INVALID_ARG_TYPE' })
-  store.close()
+  await store.close()
 })
 
 test('an ignored rejected Promise does not crash the process', () => {
@@ -168,7 +168,7 @@ test('sids and data cannot inject SQL: they are always bound values', async () =
   assert.equal(await store.destroy(hostile[0]), 1)
   assert.equal(await store.length(), hostile.length)
   assert.equal((await store.get('keep')).user, 'keep')
-  store.close()
+  await store.close()
 })
 
 test(
@@ -188,7 +188,7 @@ test(
     fs.chmodSync(existing, 0o640)
     const store = new SQLiteStore(existing)
     await store.set('s', sessionFor('s'))
-    store.close()
+    await store.close()
     assert.equal(fs.statSync(existing).mode & 0o777, 0o640)
   },
 )
@@ -234,6 +234,6 @@ test('error messages, causes and stacks never contain session data', async () =>
     }
   }
   assert.deepEqual(await store.ids(), ['seed'], 'nothing was written')
-  readonly.close()
-  store.close()
+  await readonly.close()
+  await store.close()
 })

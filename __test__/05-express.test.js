@@ -41,7 +41,7 @@ test('login sets a cookie, the next request sees the session, logout destroys it
   assert.equal((await app.get('/me', login.cookie)).status, 401)
   assert.equal(await store.length(), 0)
   await app.stop()
-  store.close()
+  await store.close()
 })
 
 test('a session survives a restart of the app on the same file', async () => {
@@ -50,7 +50,7 @@ test('a session survives a restart of the app on the same file', async () => {
   let app = await start(store)
   const { cookie } = await app.get('/login?name=grace')
   await app.stop()
-  store.close()
+  await store.close()
 
   store = new SQLiteStore(file)
   app = await start(store)
@@ -58,7 +58,7 @@ test('a session survives a restart of the app on the same file', async () => {
   assert.equal(me.status, 200)
   assert.deepEqual(JSON.parse(me.body), { name: 'grace' })
   await app.stop()
-  store.close()
+  await store.close()
 })
 
 test('an expired session no longer logs in, though the browser still sends its cookie', async () => {
@@ -70,7 +70,7 @@ test('an expired session no longer logs in, though the browser still sends its c
   assert.equal((await app.get('/me', cookie)).status, 401)
   assert.equal(await store.length(), 0)
   await app.stop()
-  store.close()
+  await store.close()
 })
 
 test('many users at once: each sees only their own session', async () => {
@@ -82,5 +82,5 @@ test('many users at once: each sees only their own session', async () => {
   assert.deepEqual(seen, users)
   assert.equal(await store.length(), 40)
   await app.stop()
-  store.close()
+  await store.close()
 })

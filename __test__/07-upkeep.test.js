@@ -27,7 +27,7 @@ test('prune deletes exactly the expired rows, on request, and reports the count'
   assert.equal(rowsIn(file), 400)
   assert.equal(await store.length(), 400)
   assert.equal(await store.prune(), 0)
-  store.close()
+  await store.close()
 })
 
 // The ±50 % jitter of the schedule is asserted by the Rust tests (src/upkeep.rs: the
@@ -74,8 +74,8 @@ test('pruneInterval: false never prunes, where a tiny interval prunes the same r
   assert.equal(offStats.expired, 100)
   // And the rows are prunable: an explicit prune takes exactly them.
   assert.equal(await off.prune(), 100)
-  on.close()
-  off.close()
+  await on.close()
+  await off.close()
 })
 
 /** `count` sessions that expire in 1 ms (a lifetime already over would be a delete). */
@@ -149,7 +149,7 @@ test('a prune of 50,000 rows leaves the event loop free: reads go on, exact coun
   // A sanity bound, not a speed claim: the prune runs on its own thread, so the loop
   // only ever waits for a read or a GC; 100 ms would mean the loop was doing the prune.
   assert.ok(maxMs < 100, `event loop blocked for ${maxMs} ms`)
-  store.close()
+  await store.close()
 })
 
 test('a prune under way in another process makes this one skip its turn', async () => {
@@ -164,7 +164,7 @@ test('a prune under way in another process makes this one skip its turn', async 
   assert.equal(rowsIn(file), 1)
   db.run('DELETE FROM express_sqlite_native_leases')
   assert.equal(await store.prune(), 1)
-  store.close()
+  await store.close()
 })
 
 test('touchAfter: a touch soon after a write answers OK without writing (the row shows it)', async () => {
@@ -179,7 +179,7 @@ test('touchAfter: a touch soon after a write answers OK without writing (the row
   await sleep(320)
   assert.equal(await store.touch('s', sessionFor('s', 500_000)), 'OK')
   assert.ok(expiresOf() > first + 400_000, 'written once touchAfter has passed')
-  store.close()
+  await store.close()
 })
 
 test('disableTouch: touch never writes', async () => {
@@ -190,7 +190,7 @@ test('disableTouch: touch never writes', async () => {
   assert.equal(await store.touch('s', sessionFor('s', 500_000)), 'OK')
   assert.deepEqual(inspect(file).get('SELECT expires, touched FROM Sessions'), before)
   assert.equal(await store.touch('nope', sessionFor('n')), 'EXPIRED')
-  store.close()
+  await store.close()
 })
 
 test('maxLifetime ends a session that keeps being touched and rewritten', async () => {
@@ -209,7 +209,7 @@ test('maxLifetime ends a session that keeps being touched and rewritten', async 
   // Set again after it ended: a new session with a new lifetime.
   await store.set('s', sessionFor('again', 3_600_000))
   assert.equal((await store.get('s')).user, 'again')
-  store.close()
+  await store.close()
 })
 
 test('the WAL stays bounded under sustained writes', async (t) => {
@@ -258,5 +258,5 @@ test('a touch that would move the expiry by less than a cookie can tell (1 s) is
   // A destroy in the same turn comes first: the touch sees it.
   const [, touched] = await Promise.all([store.destroy('s'), store.touch('s', session)])
   assert.equal(touched, 'EXPIRED')
-  store.close()
+  await store.close()
 })

@@ -37,7 +37,7 @@ test('4 processes, 3000 mixed operations each, one pruning: no busy errors, no l
       checked++
     }
   }
-  store.close()
+  await store.close()
   assert.ok(checked >= 250, `${checked} keys checked`)
   assert.deepEqual(inspect(file).all('PRAGMA integrity_check'), [{ integrity_check: 'ok' }])
 
@@ -100,7 +100,7 @@ test('a session changed by another process is read fresh at once (the read cache
   const exited = new Promise((resolve) => child.once('exit', resolve))
   child.send({ op: 'close' })
   assert.equal(await exited, 0)
-  store.close()
+  await store.close()
   t.diagnostic(`${ROUNDS} rounds across 2 processes; ${cachedReads} of ${ROUNDS * 3} reads here from the cache`)
 })
 
@@ -114,12 +114,12 @@ test('databaseOptions.cacheSize: 0 reads every session from SQLite; the default 
   const stats = await uncached.stats()
   assert.equal(stats.cachedReads, 0)
   assert.equal(stats.touchesSkipped, 0, 'without the cache the stored expiry is not known: written')
-  uncached.close()
+  await uncached.close()
 
   const cached = new SQLiteStore(file, { pruneInterval: false })
   for (let i = 0; i < 3; i++) assert.equal((await cached.get('s')).user, 'u')
   assert.equal((await cached.stats()).cachedReads, 2, 'the first read filled the cache')
-  cached.close()
+  await cached.close()
 
   for (const cacheSize of [-1, 1.5, 65537, '64', null]) {
     assert.throws(() => new SQLiteStore(tempDb(), { databaseOptions: { cacheSize } }), (error) => error instanceof TypeError && /cacheSize/.test(error.message), String(cacheSize))

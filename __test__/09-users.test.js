@@ -45,8 +45,8 @@ test('idsByUser and destroyByUser: two users, several sessions each, expiry resp
   await numeric.set('n', { cookie: {}, uid: 42 })
   assert.deepEqual(await numeric.idsByUser(42), ['n'])
   assert.deepEqual(await numeric.idsByUser('42'), ['n'])
-  numeric.close()
-  store.close()
+  await numeric.close()
+  await store.close()
 })
 
 test('an existing table gains the user column: express-sqlite table, then userKey', async (t) => {
@@ -56,12 +56,12 @@ test('an existing table gains the user column: express-sqlite table, then userKe
   const { SQLiteStore: OldStore } = require('express-sqlite')
   const old = new OldStore(file)
   old.set('old', JSON.parse(JSON.stringify(userSession('carol'))), () => {})
-  old.db.close()
+  await old.db.close()
   const store = createStore(file)
   assert.deepEqual(await store.idsByUser('carol'), [], 'old rows have no key until written again')
   await store.set('old', userSession('carol'))
   assert.deepEqual(await store.idsByUser('carol'), ['old'])
-  store.close()
+  await store.close()
 })
 
 test('log out everywhere and log out other devices, end to end over HTTP', async () => {
@@ -90,7 +90,7 @@ test('log out everywhere and log out other devices, end to end over HTTP', async
   assert.equal((await request('GET', '/me', again)).status, 401)
   assert.equal((await request('GET', '/me', other)).status, 200, 'another user is not logged out')
   await new Promise((resolve) => server.close(resolve))
-  store.close()
+  await store.close()
 })
 
 test("events: 'connect' after new, and 'disconnect' makes express-session skip the store", async () => {
@@ -110,7 +110,7 @@ test("events: 'connect' after new, and 'disconnect' makes express-session skip t
 
   // Closing the store emits 'disconnect': express-session stops using it and serves
   // requests without a session instead of failing them.
-  store.close()
+  await store.close()
   await sleep(10)
   assert.deepEqual(events, ['connect', 'disconnect'])
   assert.equal(await (await fetch(url)).text(), 'without session')
@@ -146,7 +146,7 @@ test("a corrupt database emits 'disconnect' once, and 'error' only when someone 
   await sleep(20)
   assert.deepEqual(events, ['disconnect'], 'disconnect once')
   assert.deepEqual(errors, ['SQLITE_CORRUPT'], 'error only once someone listens')
-  store.close()
+  await store.close()
 })
 
 test('stats: live, expired, sizes and counters', async () => {
@@ -217,16 +217,16 @@ test('serialize saves an in-memory store, and backup copies one to a file', asyn
   // after the lock is released (see src/backup.rs).
   const copyOfPrivate = path.join(tempDir(), 'private-copy.db')
   await memory.backup(copyOfPrivate)
-  memory.close()
+  await memory.close()
   assert.deepEqual(inspect(copyOfPrivate).all('SELECT id FROM Sessions'), [{ id: 'm' }])
   const restored = new SQLiteStore(image)
   assert.equal((await restored.get('m')).user, 'm')
   const copyOfMemory = path.join(tempDir(), 'memory-copy.db')
   await restored.backup(copyOfMemory)
-  restored.close()
+  await restored.close()
   const fromCopy = new SQLiteStore(copyOfMemory)
   assert.equal((await fromCopy.get('m')).user, 'm')
-  fromCopy.close()
+  await fromCopy.close()
 
   assert.deepEqual(inspect(copyOfMemory).all('PRAGMA integrity_check'), [{ integrity_check: 'ok' }])
   await assert.rejects(new SQLiteStore(':memory:').backup(''), { name: 'TypeError' })
@@ -258,7 +258,7 @@ test('backup of a WAL file finishes while writes go on, and the copy is one cons
   const after = await store.length()
   assert.ok(duringBackup > 0, 'writes were acknowledged while the backup ran')
   await assert.rejects(store.backup(file), { code: 'ERR_INVALID_ARG_VALUE' }, 'never over the live file')
-  store.close()
+  await store.close()
   assert.deepEqual(inspect(target).all('PRAGMA integrity_check'), [{ integrity_check: 'ok' }])
   const copied = inspect(target).get('SELECT COUNT(*) AS n FROM Sessions').n
   assert.ok(copied >= before && copied <= after, `${before} <= ${copied} <= ${after}`)

@@ -56,7 +56,7 @@ test('read-only media: reads work, writes fail with SQLITE_READONLY, nothing cra
   await assert.rejects(store.set('n', sessionFor('n')), { code: 'SQLITE_READONLY' })
   await assert.rejects(store.destroy('s'), { code: 'SQLITE_READONLY' })
   assert.equal(await store.length(), 1)
-  store.close()
+  await store.close()
 })
 
 /**
@@ -184,7 +184,7 @@ test('a truncated database: opening or reading fails with a code, never a crash'
   for (const sid of ['s1', 's100', 's199']) await store.get(sid).catch((e) => codes.push(e.code))
   await store.all().catch((e) => codes.push(e.code))
   assert.ok(codes.length > 0 && codes.every((c) => c === 'SQLITE_CORRUPT'), codes.join())
-  store.close()
+  await store.close()
 })
 
 test('opening on a full disk: SQLITE_FULL naming the cause, and nothing left behind', async (t) => {

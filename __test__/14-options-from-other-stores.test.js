@@ -34,11 +34,11 @@ test('createTable: false with the table present works; sync() creates a missing 
   const store = new SQLiteStore(file, { createTable: false })
   await store.set('s', sessionFor('s'))
   assert.equal((await store.get('s')).user, 's')
-  store.close()
+  await store.close()
   const memory = new SQLiteStore(':memory:', { tableName: 'x', createTable: true })
   const db = memory.database
   assert.throws(() => new SQLiteStore(db, { tableName: 'later', createTable: false }), { code: 'ERR_NO_TABLE' })
-  memory.close()
+  await memory.close()
 })
 
 test('aliases: clearInterval and cleanupInterval (knex), checkExpirationInterval (ms) for pruneInterval, expiration (ms) for ttl', async () => {
@@ -63,7 +63,7 @@ test('aliases: clearInterval and cleanupInterval (knex), checkExpirationInterval
   await sequelizeStyle.set('s', { cookie: {} })
   const expires = inspect(file).get('SELECT expires FROM Sessions WHERE id = ?', 's').expires
   assert.ok(expires >= before + 7_200_000 && expires <= Date.now() + 7_200_000, 'expiration is the default lifetime in ms')
-  sequelizeStyle.close()
+  await sequelizeStyle.close()
 
   for (const [options, message] of [
     [{ clearInterval: 1000, pruneInterval: 1 }, /pruneInterval or its alias clearInterval/],
@@ -124,7 +124,7 @@ test('sync() returns a Promise and creates the table when it has gone; then set 
   const readonly = new SQLiteStore(file, { databaseOptions: { readonly: true } })
   inspect(file).run('DROP TABLE Sessions')
   await assert.rejects(readonly.sync(), { code: 'ERR_NO_TABLE' })
-  readonly.close()
+  await readonly.close()
 })
 
 test('after sync(), stopDbCleanup still stops all background pruning', async () => {
@@ -136,7 +136,7 @@ test('after sync(), stopDbCleanup still stops all background pruning', async () 
   await store.set('old', sessionFor('old', 10))
   await sleep(400)
   assert.equal(inspect(file).get('SELECT COUNT(*) AS n FROM Sessions').n, 1, 'not pruned')
-  store.close()
+  await store.close()
 })
 
 test('stopDbCleanup stops the background pruning', async () => {
@@ -147,7 +147,7 @@ test('stopDbCleanup stops the background pruning', async () => {
   await sleep(400)
   assert.equal(inspect(file).get('SELECT COUNT(*) AS n FROM Sessions').n, 1, 'not pruned')
   assert.equal(await store.prune(), 1, 'a prune on request still works')
-  store.close()
+  await store.close()
 })
 
 test('extraColumns + extendDefaultFields: columns of your own filled on every set, old tables migrated', async () => {
@@ -173,14 +173,14 @@ test('extraColumns + extendDefaultFields: columns of your own filled on every se
     { id: 'b', user_id: null, ip: null, admin: 0, seen: 1_700_000_000_000, user_key: null, t: 'null' },
   ])
   assert.deepEqual(await store.idsByUser(7), ['a'])
-  store.close()
+  await store.close()
 
   const bad = new SQLiteStore(':memory:', { extraColumns: { x: 'TEXT' }, extendDefaultFields: () => ({ y: 1 }) })
   await assert.rejects(bad.set('s', sessionFor('s')), { code: 'ERR_INVALID_EXTRA_FIELD' })
   const badValue = new SQLiteStore(':memory:', { extraColumns: { x: 'TEXT' }, extendDefaultFields: () => ({ x: {} }) })
   await assert.rejects(badValue.set('s', sessionFor('s')), { code: 'ERR_INVALID_EXTRA_FIELD' })
-  bad.close()
-  badValue.close()
+  await bad.close()
+  await badValue.close()
   for (const extraColumns of [{ id: 'TEXT' }, { x: 'VARCHAR' }, { '': 'TEXT' }]) {
     assert.throws(() => new SQLiteStore(':memory:', { extraColumns }), (e) => e instanceof Error && /column|extraColumns/.test(e.message))
   }

@@ -88,7 +88,7 @@ async function switchKeepsEveryone(t, { oldStore, closeOld, newStore, file, befo
   assert.equal((await app.get('/me', cookieFor('expired-sid'))).status, 401, 'an expired session stays expired')
   assert.equal(await store.length(), names.length)
   await app.stop()
-  store.close()
+  await store.close()
   t.diagnostic(`${names.length} live sessions carried over, 1 expired left behind`)
 }
 
@@ -114,7 +114,7 @@ test('from connect-session-knex (knex over sqlite3): same cookies still logged i
   // Opening again imports nothing twice.
   const again = new SQLiteStore(file, { importFrom: 'connect-session-knex' })
   assert.equal(await again.length(), 3)
-  again.close()
+  await again.close()
 })
 
 test('from connect-session-sequelize (sequelize over sqlite3): same cookies still logged in', async (t) => {

@@ -110,7 +110,7 @@ test('a Proxy options object is read once per key: valid at first, hostile after
   await sleep(100)
   assert.equal((await store.get('s')).user, 's', 'maxLifetime is 3600 s, not 1 ms; the database is not read-only')
   assert.equal((await store.stats()).pruneRuns, 0, 'pruneInterval is 60 s, not 0')
-  store.close()
+  await store.close()
   assert.deepEqual(tables(file), ['good_sessions'])
 })
 
@@ -199,7 +199,7 @@ test('hostile sessions: set() and touch() never throw, call back once, later, wi
   assertCleanError(error, 'ERR_INVALID_SESSION', 'toJSON returning undefined')
   assert.match(error.message, /not an object/)
   assert.deepEqual(await store.ids(), [], 'nothing written')
-  store.close()
+  await store.close()
 })
 
 test('hostile sessions, Promise style: set() and touch() reject with the same errors, never throw', async () => {
@@ -218,7 +218,7 @@ test('hostile sessions, Promise style: set() and touch() reject with the same er
       assert.match(error.message, kind)
     }
   }
-  store.close()
+  await store.close()
 })
 
 test('a session nested 100,000 deep: ERR_INVALID_SESSION saying it is nested too deeply', async () => {
@@ -231,7 +231,7 @@ test('a session nested 100,000 deep: ERR_INVALID_SESSION saying it is nested too
   assert.match(error.message, /nested too deeply/)
   assert.doesNotMatch(error.message, /getter|toJSON/)
   assert.equal(await store.length(), 0)
-  store.close()
+  await store.close()
 })
 
 test('throwing ttl, userKey and extendDefaultFields functions: their codes, never their messages', async () => {
@@ -267,7 +267,7 @@ test('throwing ttl, userKey and extendDefaultFields functions: their codes, neve
   await store.set('ok', { cookie: {}, user: 'u' })
   assert.deepEqual(await store.idsByUser('u'), ['ok'])
   assert.deepEqual(await store.ids(), ['ok'], 'nothing else written')
-  store.close()
+  await store.close()
 })
 
 test('every method, given hostile arguments or none, never throws and calls back exactly once, later', async () => {
@@ -342,7 +342,7 @@ test('any session that is a JSON object round-trips, cookie or not; get() does n
     cases.map(([sid, , stored]) => ({ ...stored, id: sid })).sort((a, b) => (a.id < b.id ? -1 : 1)),
   )
   assert.equal(inspect(file).get('SELECT COUNT(*) AS n FROM Sessions').n, cases.length)
-  store.close()
+  await store.close()
 })
 
 test('set() refuses, before writing, a session whose JSON is not an object', async () => {
@@ -361,7 +361,7 @@ test('set() refuses, before writing, a session whose JSON is not an object', asy
     assert.match(error.message, /not an object/, what)
   }
   assert.deepEqual(await store.ids(), [], 'nothing written')
-  store.close()
+  await store.close()
 })
 
 test("rows another program wrote: JSON objects read as stored, cookie or not; anything else reads as missing and is deleted", async () => {
@@ -386,7 +386,7 @@ test("rows another program wrote: JSON objects read as stored, cookie or not; an
     inspect(file).all('SELECT id FROM Sessions ORDER BY id').map((r) => r.id),
     ['fine', 'no-cookie'],
   )
-  store.close()
+  await store.close()
 })
 
 // --- 8. Names that collide -------------------------------------------------------------
@@ -437,7 +437,7 @@ test("the store's lease table and sqlite_ names are refused as table names, in a
   const store = new SQLiteStore(':memory:', { tableName: '\u017Fqlite_sessions' })
   await store.set('s', sessionFor('s'))
   assert.equal((await store.get('s')).user, 's')
-  store.close()
+  await store.close()
 })
 
 // --- 12. Names from the knex and sequelize stores ----------------------------------------
@@ -484,7 +484,7 @@ test('stopExpiringSessions() stops scheduled pruning; clearExpiredSessions() del
   assert.equal(await promise, 1)
   assert.equal((await store.stats()).pruneRuns, 2)
   assert.deepEqual(inspect(file).all('SELECT id FROM Sessions').map((r) => r.id), ['live'])
-  store.close()
+  await store.close()
   await assert.rejects(store.clearExpiredSessions(), { code: 'ERR_STORE_CLOSED' })
   assert.doesNotThrow(() => store.stopExpiringSessions(), 'after close: nothing to stop')
 })
