@@ -29,19 +29,16 @@ export declare class NativeDatabase {
   touchIsCurrent(table: number, sid: string, expires: number): boolean
   /** When the live session was last written (epoch ms), or null when missing or expired. */
   lastWrite(table: number, sid: string): number | null
-  /** Runs an operation now on the JS thread; a lock held elsewhere throws SQLITE_BUSY at once. */
-  run(table: number, op: number, sid?: string | undefined | null, data?: string | undefined | null, expires?: number | undefined | null, key?: string | undefined | null, extras?: Array<ExtraValue> | undefined | null): number | string[]
   /**
-   * Opens a write transaction on the JS thread for several `run` calls (lib/core.js
-   * groups the writes of one event-loop turn); SQLITE_BUSY at once if the lock is taken.
+   * Runs a batch now on the JS thread, in one transaction: the outcomes in order, or
+   * null when it cannot run without waiting (nothing ran: queue it).
    */
-  beginNow(): void
-  /** Whether writes should go to the writer thread so that it restarts the WAL. */
-  walNeedsRestart(): boolean
-  /** Commits (true) or rolls back (false) what `beginNow` opened. */
-  endNow(commit: boolean): void
-  /** Queues an operation for the writer thread; the result arrives at onComplete. */
-  submit(ticket: number, table: number, op: number, sid?: string | undefined | null, data?: string | undefined | null, expires?: number | undefined | null, key?: string | undefined | null, extras?: Array<ExtraValue> | undefined | null): void
+  run(jobs: Array<Job>): Array<number | string[] | { code: string; message: string }> | null
+  /**
+   * Queues jobs for the writer thread, behind what is queued; each outcome arrives at
+   * onComplete under its ticket.
+   */
+  queue(tickets: Array<number>, jobs: Array<Job>): void
   /** Keeps Node alive while queued work is outstanding (true), or lets it exit (false). */
   keepAlive(active: boolean): void
   /** Copies the live database to a file; the page count arrives at onComplete. */
@@ -76,6 +73,22 @@ export interface Failure {
   message: string
 }
 
+/** One job as JS describes it: what it does, to which table handle, with what. */
+export interface Job {
+  table: number
+  op: Op
+  /** The session id (set, touch, destroy), or the one to keep (destroyByUser). */
+  sid?: string
+  /** The session's JSON (set). */
+  data?: string
+  /** Epoch ms (set, touch). */
+  expires?: number
+  /** The user key (set, idsByUser, destroyByUser). */
+  key?: string
+  /** Values of the extra columns, in their order (set). */
+  extras?: Array<ExtraValue>
+}
+
 export interface NativeExtraColumn {
   name: string
   sqlType: string
@@ -97,4 +110,18 @@ export interface NativeOpenOptions {
   wal: boolean
   /** "NORMAL" or "FULL"; default NORMAL with WAL, FULL without. */
   synchronous?: string
+}
+
+/** What a job does; JS uses these names (`Op.Set`, ...) and never a number of its own. */
+export declare const enum Op {
+  Set = 0,
+  Touch = 1,
+  Destroy = 2,
+  Clear = 3,
+  Length = 4,
+  Ids = 5,
+  All = 6,
+  IdsByUser = 7,
+  DestroyByUser = 8,
+  CountExpired = 9,
 }

@@ -7,7 +7,7 @@ const fs = require('node:fs')
 const { Store } = require('express-session')
 
 const { Database, kCore, isBetterSqlite3 } = require('./lib/database')
-const { Op } = require('./lib/core')
+const { Op } = require('./lib/native')
 const { storeOptions, snapshot, validate, isPlainObject, typeError, LONE_SURROGATE } = require('./lib/options')
 const { callbackOrPromise } = require('./lib/callbacks')
 const { storeError, closedError } = require('./lib/errors')
@@ -183,7 +183,7 @@ class SQLiteStore extends Store {
 
   #bulk(done, op, adapt, key) {
     if (!this.#usable(done)) return
-    this.#core.queue((error, value) => (error ? done(error) : done(undefined, adapt(value))), this.#table, op, null, null, null, key)
+    this.#core.queue((error, value) => (error ? done(error) : done(undefined, adapt(value))), { table: this.#table, op, key })
   }
 
   get(sid, callback) {
@@ -200,7 +200,7 @@ class SQLiteStore extends Store {
       const session = parseSession(json)
       if (session === undefined) {
         // Not a session at all (another program's row): drop it and report none.
-        return this.#core.write((error) => done(error, null), this.#table, Op.DESTROY, sid)
+        return this.#core.write((error) => done(error, null), { table: this.#table, op: Op.Destroy, sid })
       }
       // touch() moves only the stored expiry, not the cookie inside the JSON: give the
       // cookie the stored expiry, so that a session saved after touches (rolling) keeps
@@ -227,15 +227,17 @@ class SQLiteStore extends Store {
         return this.#core.defer(done, error)
       }
       const finish = (error) => done(error)
-      if (expires <= now) return this.#core.write(finish, this.#table, Op.DESTROY, sid)
-      this.#core.write(finish, this.#table, Op.SET, sid, json, expires, key, extras.length > 0 ? extras : undefined)
+      if (expires <= now) return this.#core.write(finish, { table: this.#table, op: Op.Destroy, sid })
+      // Absent fields are undefined, never null (the native side reads null as a value).
+      const job = { table: this.#table, op: Op.Set, sid, data: json, expires, key: key ?? undefined, extras: extras.length > 0 ? extras : undefined }
+      this.#core.write(finish, job)
     })
   }
 
   destroy(sid, callback) {
     return callbackOrPromise(callback, (done) => {
       if (!this.#usableWith(done, sid)) return
-      this.#core.write(done, this.#table, Op.DESTROY, sid)
+      this.#core.write(done, { table: this.#table, op: Op.Destroy, sid })
     })
   }
 
@@ -266,18 +268,14 @@ class SQLiteStore extends Store {
       }
       this.#core.write(
         (error, changed) => (error ? done(error) : done(undefined, changed > 0 ? 'OK' : 'EXPIRED')),
-        this.#table,
-        Op.TOUCH,
-        sid,
-        null,
-        expires,
+        { table: this.#table, op: Op.Touch, sid, expires },
       )
     })
   }
 
   all(callback) {
     return callbackOrPromise(callback, (done) =>
-      this.#bulk(done, Op.ALL, (pairs) => {
+      this.#bulk(done, Op.All, (pairs) => {
         const sessions = []
         for (let i = 0; i < pairs.length; i += 2) {
           const session = parseSession(pairs[i + 1])
@@ -289,19 +287,19 @@ class SQLiteStore extends Store {
   }
 
   ids(callback) {
-    return callbackOrPromise(callback, (done) => this.#bulk(done, Op.IDS, (ids) => ids))
+    return callbackOrPromise(callback, (done) => this.#bulk(done, Op.Ids, (ids) => ids))
   }
 
   length(callback) {
     return callbackOrPromise(callback, (done) => {
-      if (this.#usable(done)) this.#core.count(done, this.#table, Op.LENGTH)
+      if (this.#usable(done)) this.#core.count(done, { table: this.#table, op: Op.Length })
     })
   }
 
   clear(callback) {
     return callbackOrPromise(callback, (done) => {
       if (!this.#usable(done)) return
-      this.#core.write(done, this.#table, Op.CLEAR)
+      this.#core.write(done, { table: this.#table, op: Op.Clear })
     })
   }
 
@@ -310,7 +308,7 @@ class SQLiteStore extends Store {
     return callbackOrPromise(callback, (done) => {
       const userKey = normalizeUserKey(key)
       if (userKey === undefined) return this.#core.defer(done, invalidUserKey())
-      this.#bulk(done, Op.IDS_BY_USER, (ids) => ids, userKey)
+      this.#bulk(done, Op.IdsByUser, (ids) => ids, userKey)
     })
   }
 
@@ -332,7 +330,7 @@ class SQLiteStore extends Store {
       }
       if (except !== undefined && invalidSid(except)) return this.#core.defer(done, invalidSid(except))
       if (!this.#usable(done)) return
-      this.#core.write(done, this.#table, Op.DESTROY_BY_USER, except ?? null, null, null, userKey)
+      this.#core.write(done, { table: this.#table, op: Op.DestroyByUser, sid: except, key: userKey })
     })
   }
 
@@ -368,8 +366,8 @@ class SQLiteStore extends Store {
             checkpoints: counters.checkpoints,
             cachedReads: counters.cachedReads,
           })
-        }, this.#table, Op.COUNT_EXPIRED)
-      }, this.#table, Op.LENGTH)
+        }, { table: this.#table, op: Op.CountExpired })
+      }, { table: this.#table, op: Op.Length })
     })
   }
 

@@ -4,26 +4,12 @@
 // queues the rest to the native writer thread, and calls every completion exactly once,
 // always after the method that started it has returned.
 
-const { NativeDatabase } = require('./native')
+const { NativeDatabase, Op } = require('./native')
 const { fromFailure, closedError } = require('./errors')
 const { rethrowLater } = require('./callbacks')
 
-/** Operation codes understood by the native layer (src/node.rs). */
-const Op = Object.freeze({
-  SET: 1,
-  TOUCH: 2,
-  DESTROY: 3,
-  CLEAR: 4,
-  LENGTH: 5,
-  IDS: 6,
-  ALL: 7,
-  IDS_BY_USER: 8,
-  DESTROY_BY_USER: 9,
-  COUNT_EXPIRED: 10,
-})
-
-/** Fields of one job in Core##pending: done, table, op, sid, data, expires, key, extras. */
-const JOB_FIELDS = 8
+/** Jobs that change sessions other than their `sid`: a touch never skips past them. */
+const BULK_CHANGES = new Set([Op.Clear, Op.DestroyByUser])
 
 /**
  * Most writes of one turn committed on this thread. Each costs ~10 µs in a shared
@@ -73,11 +59,12 @@ class Core {
   #ticksInARow = 0
   #closed = false
   /**
-   * Writes of this event-loop turn, not yet run: [done, table, op, sid, data, expires,
-   * key, extras, ...]. Requests that arrive together are separate callbacks of one turn,
-   * so a write waits for the turn's end (setImmediate) and commits with the others.
+   * Writes of this event-loop turn, not yet run, and their completions. Requests that
+   * arrive together are separate callbacks of one turn, so a write waits for the turn's
+   * end (setImmediate) and commits with the others.
    */
   #pending = []
+  #pendingDone = []
   #runScheduled = false
   /** listeners told about errors that make the database unusable */
   #fatalListeners = new Set()
@@ -157,11 +144,9 @@ class Core {
    * writer thread could concern the same session: those are not in the cache yet.
    */
   touchIsCurrent(table, sid, expires) {
-    if (this.#closed || this.#queued.size > 0 || this.#pending.length > MAX_WRITES_ON_THIS_THREAD * JOB_FIELDS) return false
-    for (let i = 0; i < this.#pending.length; i += JOB_FIELDS) {
-      // The same session, or a bulk change (clear, by user) that may include it.
-      const pendingSid = this.#pending[i + 3]
-      if (pendingSid == null || (pendingSid === sid && this.#pending[i + 1] === table)) return false
+    if (this.#closed || this.#queued.size > 0 || this.#pending.length > MAX_WRITES_ON_THIS_THREAD) return false
+    for (const job of this.#pending) {
+      if (BULK_CHANGES.has(job.op) || (job.sid === sid && job.table === table)) return false
     }
     return this.#native.touchIsCurrent(table, sid, expires)
   }
@@ -173,15 +158,17 @@ class Core {
   }
 
   /**
-   * A change, committed with the other writes of this event-loop turn: on this thread
-   * when they are few and the writer thread is idle (a hop to another thread costs more
-   * than a small commit), else by the writer thread's group commit.
+   * A change (a job: { table, op, sid, data, expires, key, extras }), committed with
+   * the other writes of this event-loop turn: on this thread when they are few and the
+   * writer thread is idle (a hop to another thread costs more than a small commit),
+   * else by the writer thread's group commit.
    */
-  write(done, table, op, sid, data, expires, key, extras) {
+  write(done, job) {
     if (this.#closed) return this.defer(done, closedError())
     // The writer thread has work: join its queue, behind it.
-    if (this.#queued.size > 0) return this.queue(done, table, op, sid, data, expires, key, extras)
-    this.#pending.push(done, table, op, sid, data, expires, key, extras)
+    if (this.#queued.size > 0) return this.queue(done, job)
+    this.#pending.push(job)
+    this.#pendingDone.push(done)
     if (!this.#runScheduled) {
       this.#runScheduled = true
       setImmediate(this.#runPending)
@@ -191,74 +178,64 @@ class Core {
   #runPending = () => {
     this.#runScheduled = false
     const jobs = this.#pending
+    const dones = this.#pendingDone
     if (jobs.length === 0) return
     this.#pending = []
-    const count = jobs.length / JOB_FIELDS
-    // The writer thread also takes over while the WAL needs restarting: it restarts it
-    // between two batches, where a commit here would keep growing the file (and commits
-    // that grow it were seen to stall for tens of ms).
-    if (this.#closed || this.#queued.size > 0 || count > MAX_WRITES_ON_THIS_THREAD || this.#native.walNeedsRestart()) {
-      return this.#queueJobs(jobs)
-    }
-    if (count === 1) return this.#runAlone(jobs, 0)
-    try {
-      this.#native.beginNow()
-    } catch (error) {
-      // Another connection holds the lock (or the file cannot be written): each job
-      // gets its own outcome, from the writer thread or from running alone.
-      if (error.code === 'SQLITE_BUSY') return this.#queueJobs(jobs)
-      for (let i = 0; i < jobs.length; i += JOB_FIELDS) this.#runAlone(jobs, i)
-      return
-    }
-    const values = []
-    let failed = false
-    for (let i = 0; i < jobs.length; i += JOB_FIELDS) {
-      try {
-        values.push(this.#native.run(jobs[i + 1], jobs[i + 2], jobs[i + 3], jobs[i + 4], jobs[i + 5], jobs[i + 6], jobs[i + 7]))
-      } catch {
-        failed = true
-        break
-      }
-    }
-    try {
-      this.#native.endNow(!failed)
-    } catch {
-      failed = true
-    }
-    // One job failed (or the commit did): nothing of the group was kept; each runs on
-    // its own, so that each gets its own outcome.
-    if (failed) {
-      for (let i = 0; i < jobs.length; i += JOB_FIELDS) this.#runAlone(jobs, i)
-      return
-    }
-    for (let i = 0, j = 0; i < jobs.length; i += JOB_FIELDS, j++) this.defer(jobs[i], undefined, values[j])
+    this.#pendingDone = []
+    this.#runNowOrQueue(dones, jobs)
   }
 
-  /** One job of `jobs` (at index i) in its own transaction here, or queued if the lock is taken. */
-  #runAlone(jobs, i) {
-    const done = jobs[i]
-    let value
-    try {
-      value = this.#native.run(jobs[i + 1], jobs[i + 2], jobs[i + 3], jobs[i + 4], jobs[i + 5], jobs[i + 6], jobs[i + 7])
-    } catch (error) {
-      if (error.code !== 'SQLITE_BUSY') return this.defer(done, this.#noticed(error))
-      return this.queue(done, jobs[i + 1], jobs[i + 2], jobs[i + 3], jobs[i + 4], jobs[i + 5], jobs[i + 6], jobs[i + 7])
+  /**
+   * Runs jobs here, in one transaction, when nothing is queued and they are few; the
+   * native side says when they cannot run without waiting (a lock held elsewhere, the
+   * WAL due for a restart), and then they go to the writer thread.
+   */
+  #runNowOrQueue(dones, jobs) {
+    if (this.#closed || this.#queued.size > 0 || jobs.length > MAX_WRITES_ON_THIS_THREAD) {
+      return this.#queueJobs(dones, jobs)
     }
-    this.defer(done, undefined, value)
+    let outcomes
+    try {
+      outcomes = this.#native.run(jobs)
+    } catch (error) {
+      for (const done of dones) this.defer(done, this.#noticed(error))
+      return
+    }
+    if (outcomes === null) return this.#queueJobs(dones, jobs)
+    for (let i = 0; i < dones.length; i++) {
+      const error = this.#failure(outcomes[i])
+      this.defer(dones[i], error, error === undefined ? outcomes[i] : undefined)
+    }
   }
 
-  #queueJobs(jobs) {
-    for (let i = 0; i < jobs.length; i += JOB_FIELDS) {
-      this.#send(jobs[i], (ticket) => this.#native.submit(ticket, jobs[i + 1], jobs[i + 2], jobs[i + 3], jobs[i + 4], jobs[i + 5], jobs[i + 6], jobs[i + 7]))
+  /** A native outcome is a count, strings, or a failure `{ code, message }`: the Error. */
+  #failure(outcome) {
+    if (outcome === null || typeof outcome !== 'object' || Array.isArray(outcome)) return undefined
+    return this.#noticed(fromFailure(outcome))
+  }
+
+  #queueJobs(dones, jobs) {
+    if (this.#closed) {
+      for (const done of dones) this.defer(done, closedError())
+      return
     }
+    const tickets = dones.map(() => this.#nextTicketNumber())
+    try {
+      this.#native.queue(tickets, jobs)
+    } catch (error) {
+      for (const done of dones) this.defer(done, error)
+      return
+    }
+    for (let i = 0; i < dones.length; i++) this.#track(tickets[i], dones[i])
   }
 
   /** Writes of this turn not yet run go to the writer thread now, ahead of what follows. */
   #handOverPending() {
     if (this.#pending.length === 0) return
-    const jobs = this.#pending
+    const [jobs, dones] = [this.#pending, this.#pendingDone]
     this.#pending = []
-    this.#queueJobs(jobs)
+    this.#pendingDone = []
+    this.#queueJobs(dones, jobs)
   }
 
   /**
@@ -266,15 +243,17 @@ class Core {
    * pending or queued, so it sees every write issued before it without the trip to the
    * writer thread and back (~60 µs, most of a count's cost); else behind those writes.
    */
-  count(done, table, op) {
+  count(done, job) {
     if (this.#closed) return this.defer(done, closedError())
-    if (this.#queued.size > 0 || this.#pending.length > 0) return this.queue(done, table, op)
-    this.#runAlone([done, table, op, null, null, null, null, undefined], 0)
+    if (this.#queued.size > 0 || this.#pending.length > 0) return this.queue(done, job)
+    this.#runNowOrQueue([done], [job])
   }
 
   /** Work for the writer thread (the other bulk reads always go there, in order with writes). */
-  queue(done, table, op, sid, data, expires, key, extras) {
-    this.#send(done, (ticket) => this.#native.submit(ticket, table, op, sid, data, expires, key, extras))
+  queue(done, job) {
+    if (this.#closed) return this.defer(done, closedError())
+    this.#handOverPending()
+    this.#queueJobs([done], [job])
   }
 
   /** One prune now, on the upkeep thread; `done` gets the number of rows deleted. */
@@ -354,11 +333,8 @@ class Core {
       const done = this.#queued.get(tickets[i])
       if (done === undefined) continue
       this.#queued.delete(tickets[i])
-      const outcome = outcomes[i]
-      if (outcome !== null && typeof outcome === 'object' && !Array.isArray(outcome)) {
-        invoke(done, this.#noticed(fromFailure(outcome)))
-      }
-      else invoke(done, undefined, outcome)
+      const error = this.#failure(outcomes[i])
+      invoke(done, error, error === undefined ? outcomes[i] : undefined)
     }
     if (this.#queued.size === 0) {
       this.#native.keepAlive(false)
@@ -399,4 +375,4 @@ function invoke(done, error, value) {
   }
 }
 
-module.exports = { Core, Op }
+module.exports = { Core }

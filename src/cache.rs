@@ -508,29 +508,34 @@ mod tests {
     #[test]
     fn reads_after_our_own_writes_come_from_the_cache_and_are_current() {
         let f = fixture(None);
-        f.db.run_now(f.table, &set("a", "{\"v\":1}", far())).expect("set");
+        f.db.run_one(f.table, &set("a", "{\"v\":1}", far())).expect("set");
         assert_eq!(f.db.get(f.table, "a").expect("get"), Some("{\"v\":1}".into()));
         assert_eq!(f.db.cache_hits(), 1, "the write was remembered");
 
-        // A group of this turn's writes (begin_now .. end_now), then a read.
-        f.db.begin_now().expect("begin");
-        f.db.run_now(f.table, &set("a", "{\"v\":2}", far())).expect("set");
-        f.db.run_now(f.table, &set("b", "{\"v\":3}", far())).expect("set");
-        f.db.run_now(f.table, &Op::Destroy { sid: "b".into() }).expect("destroy");
-        f.db.end_now(true).expect("commit");
+        // A batch of this turn's writes in one transaction, then a read.
+        let batch = [
+            (f.table, set("a", "{\"v\":2}", far())),
+            (f.table, set("b", "{\"v\":3}", far())),
+            (f.table, Op::Destroy { sid: "b".into() }),
+        ];
+        let outcomes = f.db.run(&batch).expect("run").expect("not busy");
+        assert!(outcomes.iter().all(Result::is_ok));
         assert_eq!(f.db.get(f.table, "a").expect("get"), Some("{\"v\":2}".into()));
         assert_eq!(f.db.get(f.table, "b").expect("get"), None);
         assert_eq!(f.db.cache_hits(), 3);
 
-        // Rolled back: the old value, still from the cache.
-        f.db.begin_now().expect("begin");
-        f.db.run_now(f.table, &set("a", "{\"v\":9}", far())).expect("set");
-        f.db.end_now(false).expect("rollback");
-        assert_eq!(f.db.get(f.table, "a").expect("get"), Some("{\"v\":2}".into()));
+        // A batch with a job that fails: rolled back, then each job alone; the cache
+        // follows what was kept.
+        let bad =
+            Op::Set { sid: "c".into(), data: "{}".into(), expires: far(), user_key: None, extras: vec![1.into()] };
+        let outcomes = f.db.run(&[(f.table, set("a", "{\"v\":9}", far())), (f.table, bad)]).expect("run").expect("ran");
+        assert!(outcomes[0].is_ok() && outcomes[1].is_err());
+        assert_eq!(f.db.get(f.table, "a").expect("get"), Some("{\"v\":9}".into()));
+        assert_eq!(f.db.get(f.table, "c").expect("get"), None);
         assert_eq!(f.db.cache_hits(), 4);
 
         // Through the writer thread.
-        f.db.submit(1, f.table, set("a", "{\"v\":4}", far())).expect("submit");
+        f.db.queue(vec![(1, f.table, set("a", "{\"v\":4}", far()))]).expect("queue");
         let done = f.completions.recv_timeout(Duration::from_secs(10)).expect("completion");
         assert_eq!(done[0].result, Ok(Outcome::Count(1)));
         assert_eq!(f.db.get(f.table, "a").expect("get"), Some("{\"v\":4}".into()));
@@ -540,13 +545,13 @@ mod tests {
     #[test]
     fn touch_moves_the_cached_expiry_and_expiry_is_exact() {
         let f = fixture(None);
-        f.db.run_now(f.table, &set("a", "{}", now_ms() + 40)).expect("set");
-        f.db.run_now(f.table, &Op::Touch { sid: "a".into(), expires: far() }).expect("touch");
+        f.db.run_one(f.table, &set("a", "{}", now_ms() + 40)).expect("set");
+        f.db.run_one(f.table, &Op::Touch { sid: "a".into(), expires: far() }).expect("touch");
         std::thread::sleep(Duration::from_millis(80));
         assert_eq!(f.db.get(f.table, "a").expect("get"), Some("{}".into()), "touched: still live");
         assert_eq!(f.db.cache_hits(), 1);
 
-        f.db.run_now(f.table, &set("b", "{}", now_ms() + 40)).expect("set");
+        f.db.run_one(f.table, &set("b", "{}", now_ms() + 40)).expect("set");
         assert_eq!(f.db.get(f.table, "b").expect("get"), Some("{}".into()));
         std::thread::sleep(Duration::from_millis(80));
         assert_eq!(f.db.get(f.table, "b").expect("get"), None, "expired while cached");
@@ -555,7 +560,7 @@ mod tests {
     #[test]
     fn another_connections_commit_is_seen_by_the_next_read() {
         let f = fixture(None);
-        f.db.run_now(f.table, &set("a", "{\"v\":1}", far())).expect("set");
+        f.db.run_one(f.table, &set("a", "{\"v\":1}", far())).expect("set");
         assert_eq!(f.db.get(f.table, "missing").expect("get"), None);
         assert_eq!(f.db.get(f.table, "a").expect("get"), Some("{\"v\":1}".into()));
         assert_eq!(f.db.get(f.table, "missing").expect("get"), None);
@@ -577,9 +582,9 @@ mod tests {
         assert_eq!(f.db.cache_hits(), hits, "nothing stale was served");
 
         // Their commit between two of ours: ours cannot carry the cache over it.
-        f.db.run_now(f.table, &set("b", "{\"v\":1}", far())).expect("set");
+        f.db.run_one(f.table, &set("b", "{\"v\":1}", far())).expect("set");
         other.execute("UPDATE Sessions SET data = '{\"v\":5}' WHERE id = 'missing'", []).expect("update");
-        f.db.run_now(f.table, &set("c", "{}", far())).expect("set");
+        f.db.run_one(f.table, &set("c", "{}", far())).expect("set");
         assert_eq!(f.db.get(f.table, "missing").expect("get"), Some("{\"v\":5}".into()));
         // A transaction of theirs open across ours: SQLite makes ours wait or fail, never mix.
         let tx = other.unchecked_transaction().expect("begin");
@@ -593,18 +598,18 @@ mod tests {
     fn two_handles_on_one_table_share_what_they_know() {
         let mut f = fixture(None);
         let second = f.db.open_table(&table_options("SESSIONS", None)).expect("second handle");
-        f.db.run_now(f.table, &set("a", "{\"v\":1}", far())).expect("set");
+        f.db.run_one(f.table, &set("a", "{\"v\":1}", far())).expect("set");
         assert_eq!(f.db.get(second, "a").expect("get"), Some("{\"v\":1}".into()));
-        f.db.run_now(second, &set("a", "{\"v\":2}", far())).expect("set");
+        f.db.run_one(second, &set("a", "{\"v\":2}", far())).expect("set");
         assert_eq!(f.db.get(f.table, "a").expect("get"), Some("{\"v\":2}".into()));
-        f.db.run_now(f.table, &Op::Clear).expect("clear");
+        f.db.run_one(f.table, &Op::Clear).expect("clear");
         assert_eq!(f.db.get(second, "a").expect("get"), None);
     }
 
     #[test]
     fn tables_with_a_lifetime_cap_are_always_read_from_sqlite() {
         let f = fixture(Some(50));
-        f.db.run_now(f.table, &set("a", "{}", far())).expect("set");
+        f.db.run_one(f.table, &set("a", "{}", far())).expect("set");
         assert_eq!(f.db.get(f.table, "a").expect("get"), Some("{}".into()));
         std::thread::sleep(Duration::from_millis(80));
         assert_eq!(f.db.get(f.table, "a").expect("get"), None, "capped by the lifetime, not the cookie");
@@ -616,7 +621,7 @@ mod tests {
         let mut db =
             Database::open(Location::Memory(None), OpenOptions::default(), ChannelSink::new().0).expect("open");
         let table = db.open_table(&table_options("Sessions", None)).expect("table");
-        db.run_now(table, &set("a", "{}", far())).expect("set");
+        db.run_one(table, &set("a", "{}", far())).expect("set");
         assert_eq!(db.get(table, "a").expect("get"), Some("{}".into()));
         assert_eq!(db.cache_hits(), 0);
     }
@@ -626,7 +631,7 @@ mod tests {
         let f = fixture(None);
         let data = format!("{{\"pad\":\"{}\"}}", "x".repeat(100_000));
         for i in 0..(super::DEFAULT_CAPACITY_BYTES / 100_000 + 50) {
-            f.db.run_now(f.table, &set(&format!("s{i}"), &data, far())).expect("set");
+            f.db.run_one(f.table, &set(&format!("s{i}"), &data, far())).expect("set");
         }
         let open = f.db.cache_bytes();
         assert!(open <= super::DEFAULT_CAPACITY_BYTES, "{open} bytes cached");
@@ -644,7 +649,7 @@ mod touch_tests {
     fn a_touch_within_a_cookies_precision_is_current_and_nothing_else_is() {
         let f = fixture(None);
         let stored = now_ms() + 3_600_000;
-        f.db.run_now(f.table, &set("a", "{}", stored)).expect("set");
+        f.db.run_one(f.table, &set("a", "{}", stored)).expect("set");
         assert!(f.db.touch_is_current(f.table, "a", stored).expect("check"));
         assert!(f.db.touch_is_current(f.table, "a", stored + 999).expect("check"));
         assert!(!f.db.touch_is_current(f.table, "a", stored + 1000).expect("check"), "a second later: written");
@@ -658,9 +663,9 @@ mod touch_tests {
         assert_eq!(touch_tolerance_ms(3_600_000), 1000);
         assert_eq!(touch_tolerance_ms(-5), 0);
         let soon = now_ms() + 2_000;
-        f.db.run_now(f.table, &set("c", "{}", soon)).expect("set");
+        f.db.run_one(f.table, &set("c", "{}", soon)).expect("set");
         assert!(!f.db.touch_is_current(f.table, "c", soon + 100).expect("check"), "100 ms > 1 % of 2 s");
-        f.db.run_now(f.table, &Op::Touch { sid: "c".into(), expires: soon + 10 }).expect("touch");
+        f.db.run_one(f.table, &Op::Touch { sid: "c".into(), expires: soon + 10 }).expect("touch");
         assert!(f.db.touch_is_current(f.table, "c", soon + 15).expect("check"));
     }
 }

@@ -13,11 +13,12 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::backup::{BackupSource, Backups};
-use crate::cache::{Section, SessionCache};
+use crate::batch::{self, Job, Waiting};
+use crate::cache::SessionCache;
 use crate::error::{StoreError, StoreResult};
 use crate::identity::FileIdentity;
 use crate::open::{open_connection, prepare_location, Conn, Location, OpenOptions};
-use crate::ops::{self, Job, Op, Outcome, Table};
+use crate::ops::{self, Op, Outcome, Table};
 use crate::schema::{ensure_table, SchemaOptions};
 use crate::upkeep::{PruneStats, Upkeep};
 use crate::worker::{CompletionSink, Worker};
@@ -49,8 +50,6 @@ struct Open {
     wal_pages: Arc<AtomicI64>,
     /// Sessions served without a SQLite transaction while nobody else commits.
     cache: Arc<SessionCache>,
-    /// The cache's record of a `begin_now` transaction, until `end_now`.
-    section: Mutex<Option<Section>>,
     /// The files opened, checked after each commit (None in memory).
     identity: Option<Arc<FileIdentity>>,
 }
@@ -142,7 +141,6 @@ impl Database {
                 sink,
                 wal_pages,
                 cache,
-                section: Mutex::default(),
                 identity,
             }),
             tables: Vec::new(),
@@ -295,100 +293,47 @@ impl Database {
         Ok(expires >= stored && expires - stored < touch_tolerance_ms(expires - now))
     }
 
-    /// Runs an operation on the calling thread. A lock held by another connection
-    /// fails at once with `SQLITE_BUSY` (the connection's fail-fast switch) so the caller can queue it.
-    pub fn run_now(&self, table: u32, op: &Op) -> StoreResult<Outcome> {
-        let table = self.table(table)?;
+    /// Runs a batch on the calling thread, in one transaction, and gives the outcomes
+    /// in order; None when it cannot run without waiting (another connection holds
+    /// the lock, or the WAL is due for the restart the writer thread does between
+    /// batches), in which case nothing ran and the caller queues it (`queue`).
+    /// Only called while nothing is queued, so the writer thread is idle.
+    pub fn run(&self, jobs: &[(u32, Op)]) -> StoreResult<Option<Vec<StoreResult<Outcome>>>> {
         let open = self.open_parts()?;
-        let conn = lock(&open.write);
-        open.ensure_intact()?;
-        // Inside `begin_now`'s transaction the change joins its record; alone, it is
-        // its own transaction and record.
-        let mut alone = conn.is_autocommit().then(|| open.cache.begin());
-        conn.fail_fast.store(true, Ordering::Relaxed);
-        let mut result = ops::run(&conn, table, op, ops::now_ms());
-        conn.fail_fast.store(false, Ordering::Relaxed);
-        // Committed alone: acknowledged only if it went to the file at the path.
-        if let (Ok(_), Some(section)) = (&result, alone.as_mut()) {
-            if let Err(moved) = open.verify() {
-                section.discard();
-                result = Err(moved);
-            }
+        if open.wal_pages.load(Ordering::Relaxed) > crate::worker::WAL_HARD_LIMIT_PAGES {
+            return Ok(None);
         }
-        if let Ok(outcome) = &result {
-            match alone.as_mut() {
-                Some(section) => section.record(table, op, outcome),
-                None => {
-                    if let Some(section) = lock(&open.section).as_mut() {
-                        section.record(table, op, outcome);
-                    }
-                }
-            }
-        }
-        if let Some(section) = alone {
-            open.cache.finish(section);
-        }
-        result
+        let jobs = self.jobs(jobs)?;
+        let mut conn = lock(&open.write);
+        Ok(batch::run(&mut conn, open.batch_context(), &jobs, Waiting::Never))
     }
 
-    /// Opens a write transaction on the calling thread, for several `run_now` calls that
-    /// then commit together (`end_now`). Only called while the writer thread has nothing
-    /// queued, so nothing else uses the write connection in between. Another connection
-    /// holding the lock fails it at once with `SQLITE_BUSY`.
-    pub fn begin_now(&self) -> StoreResult<()> {
+    /// One job now on the calling thread, for callers that never queue (tests, tools):
+    /// like `run`, but without leaving the WAL's restart to the writer thread, and a
+    /// lock held elsewhere is `SQLITE_BUSY`.
+    pub fn run_one(&self, table: u32, op: &Op) -> StoreResult<Outcome> {
         let open = self.open_parts()?;
-        let conn = lock(&open.write);
-        open.ensure_intact()?;
-        conn.fail_fast.store(true, Ordering::Relaxed);
-        let result = conn.execute_batch("BEGIN IMMEDIATE");
-        conn.fail_fast.store(false, Ordering::Relaxed);
-        result?;
-        *lock(&open.section) = Some(open.cache.begin());
-        Ok(())
+        let jobs = self.jobs(&[(table, op.clone())])?;
+        let mut conn = lock(&open.write);
+        match batch::run(&mut conn, open.batch_context(), &jobs, Waiting::Never) {
+            Some(mut outcomes) => outcomes.pop().unwrap_or_else(|| Err(batch::busy())),
+            None => Err(batch::busy()),
+        }
     }
 
-    /// The WAL has grown past the point where the writer thread restarts it: writes
-    /// should go to the writer thread, which restarts it between two batches (a commit on
-    /// the JS thread would otherwise keep growing the file, and growing it stalls).
-    pub fn wal_needs_restart(&self) -> bool {
-        self.open
-            .as_ref()
-            .is_some_and(|open| open.wal_pages.load(Ordering::Relaxed) > crate::worker::WAL_HARD_LIMIT_PAGES)
-    }
-
-    /// Commits (or rolls back) what `begin_now` opened; nothing when no transaction is open.
-    pub fn end_now(&self, commit: bool) -> StoreResult<()> {
+    /// Queues jobs for the writer thread, in order; each outcome goes to the sink under
+    /// its ticket.
+    pub fn queue(&self, jobs: Vec<(u32, u32, Op)>) -> StoreResult<()> {
         let open = self.open_parts()?;
-        let conn = lock(&open.write);
-        let section = lock(&open.section).take();
-        if conn.is_autocommit() {
-            if let Some(section) = section {
-                open.cache.finish(section);
-            }
-            return Ok(());
-        }
-        let mut result = conn.execute_batch(if commit { "COMMIT" } else { "ROLLBACK" }).map_err(StoreError::from);
-        if result.is_err() && !conn.is_autocommit() {
-            // A failed COMMIT leaves the transaction open: never leave it to the writer.
-            let _ = conn.execute_batch("ROLLBACK");
-        }
-        if commit && result.is_ok() {
-            // Acknowledged only if the commit went to the file at the path.
-            result = open.verify();
-        }
-        if let Some(mut section) = section {
-            if !commit || result.is_err() {
-                section.discard();
-            }
-            open.cache.finish(section);
-        }
-        result
+        let jobs = jobs
+            .into_iter()
+            .map(|(ticket, table, op)| Ok((ticket, Job { table: Arc::clone(self.table(table)?), op })))
+            .collect::<StoreResult<Vec<_>>>()?;
+        open.worker.submit(jobs)
     }
 
-    /// Queues an operation for the writer thread; its result goes to the sink.
-    pub fn submit(&self, ticket: u32, table: u32, op: Op) -> StoreResult<()> {
-        let table = Arc::clone(self.table(table)?);
-        self.open_parts()?.worker.submit(Job { ticket, table, op })
+    fn jobs(&self, jobs: &[(u32, Op)]) -> StoreResult<Vec<Job>> {
+        jobs.iter().map(|(table, op)| Ok(Job { table: Arc::clone(self.table(*table)?), op: op.clone() })).collect()
     }
 
     /// Prunes a table now on the upkeep thread; the row count goes to the sink.
@@ -509,12 +454,12 @@ fn shut_down(open: Open, checkpoint: bool) -> StoreResult<()> {
 }
 
 impl Open {
-    fn ensure_intact(&self) -> StoreResult<()> {
-        self.identity.as_ref().map_or(Ok(()), |identity| identity.ensure_intact())
+    fn batch_context(&self) -> batch::Context<'_> {
+        batch::Context { cache: &self.cache, identity: self.identity.as_deref() }
     }
 
-    fn verify(&self) -> StoreResult<()> {
-        self.identity.as_ref().map_or(Ok(()), |identity| identity.verify())
+    fn ensure_intact(&self) -> StoreResult<()> {
+        self.identity.as_ref().map_or(Ok(()), |identity| identity.ensure_intact())
     }
 
     fn verify_for_read(&self) -> StoreResult<()> {
@@ -580,9 +525,9 @@ mod tests {
             user_key: None,
             extras: vec![],
         };
-        assert!(db.run_now(handle, &set).is_err(), "no table to write to");
+        assert!(db.run_one(handle, &set).is_err(), "no table to write to");
         db.sync_table(handle).expect("sync");
-        db.run_now(handle, &set).expect("set after sync");
+        db.run_one(handle, &set).expect("set after sync");
         assert_eq!(db.get(handle, "s").expect("get"), Some("{}".to_string()));
         assert_eq!(db.tables.len(), 1, "no new handle");
         db.close().expect("close");

@@ -1,17 +1,38 @@
 //! A session store for express-session over SQLite. The core (everything but `node`)
 //! is plain Rust and tested with `cargo test`; `node` is the thin Node-API layer.
+//!
+//! Where a `set` goes: JS validates and serializes it and gives it, with the other
+//! writes of its event-loop turn, to `Database::run` (now, on the JS thread, when it
+//! need not wait for a lock) or `Database::queue` (the writer thread, `worker`). Both
+//! end in `batch::run`: one transaction for the batch, each job alone if one fails,
+//! the session cache told what changed, the files checked, outcomes in order. That
+//! batch interface is the seam a second storage engine plugs into. See ARCHITECTURE.md.
 
+/// Online backups, one at a time.
 pub mod backup;
+/// A batch of jobs in one transaction, outcomes in order: every job goes through it.
+pub mod batch;
+/// Sessions answered from memory while nobody else commits.
 pub mod cache;
+/// One open database: its connections, threads, tables and the entry points above.
 pub mod database;
+/// Errors as users see them: a code and a message without session data.
 pub mod error;
+/// Whether the files at the path are still the ones opened.
 pub mod identity;
+/// Copying the live sessions of another store's table (`importFrom`).
 pub mod import;
+/// Opening a file: creating it privately, pragmas, the busy handler.
 pub mod open;
+/// What each operation does to a table (the SQL, run on a connection it is given).
 pub mod ops;
+/// Creating tables and migrating older ones; the recorded layout version.
 pub mod schema;
+/// The SQL text of one sessions table.
 pub mod sql;
+/// The upkeep thread: scheduled and requested prunes, WAL checkpoints.
 pub mod upkeep;
+/// The writer thread: group commit of what JS queued.
 pub mod worker;
 
 #[cfg(test)]
@@ -26,4 +47,6 @@ pub fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// A connection that more than one thread may use, one at a time.
 pub type SharedConn = std::sync::Arc<std::sync::Mutex<open::Conn>>;
+
+/// The Node-API layer: argument decoding, the one error mapping, completions to JS.
 pub mod node;

@@ -10,7 +10,7 @@ use crate::database::{Database, TableOptions};
 use crate::error::StoreError;
 use crate::import::{ImportSource, SourceKind};
 use crate::open::{Location, OpenOptions, Synchronous};
-use crate::ops::{Op, Outcome};
+use crate::ops::{self, Outcome};
 use crate::worker::{Completion, CompletionSink};
 
 /// A JS error code: SQLite's code name or one of ours, becomes `err.code` in JS.
@@ -83,45 +83,65 @@ fn extra_value(value: ExtraValue) -> rusqlite::types::Value {
     }
 }
 
-/// Operation codes shared with index.js.
-fn decode_op(
-    op: u32,
-    sid: Option<String>,
-    data: Option<String>,
-    expires: Option<i64>,
-    key: Option<String>,
-    extras: Option<Vec<ExtraValue>>,
-) -> Result<Op, ErrorCode> {
-    let need_sid = || sid.clone().ok_or_else(|| to_js(StoreError::new("ERR_INTERNAL", "operation needs a sid")));
-    let expires = || expires.ok_or_else(|| to_js(StoreError::new("ERR_INTERNAL", "operation needs an expiry")));
-    Ok(match op {
-        1 => Op::Set {
-            sid: need_sid()?,
-            data: data.clone().ok_or_else(|| to_js(StoreError::new("ERR_INTERNAL", "set needs data")))?,
-            expires: expires()?,
-            user_key: key,
-            extras: extras.unwrap_or_default().into_iter().map(extra_value).collect(),
-        },
-        2 => Op::Touch { sid: need_sid()?, expires: expires()? },
-        3 => Op::Destroy { sid: need_sid()? },
-        4 => Op::Clear,
-        5 => Op::Length,
-        6 => Op::Ids,
-        7 => Op::All,
-        8 => Op::IdsByUser { key: key.ok_or_else(|| to_js(StoreError::new("ERR_INTERNAL", "needs a user key")))? },
-        9 => Op::DestroyByUser {
-            key: key.ok_or_else(|| to_js(StoreError::new("ERR_INTERNAL", "needs a user key")))?,
-            except: sid.clone(),
-        },
-        10 => Op::CountExpired,
-        _ => return Err(to_js(StoreError::new("ERR_INTERNAL", format!("unknown operation {op}")))),
-    })
+/// What a job does; JS uses these names (`Op.Set`, ...) and never a number of its own.
+#[napi]
+pub enum Op {
+    Set,
+    Touch,
+    Destroy,
+    Clear,
+    Length,
+    Ids,
+    All,
+    IdsByUser,
+    DestroyByUser,
+    CountExpired,
 }
 
-fn outcome_value(outcome: Outcome) -> Either<i64, Vec<String>> {
-    match outcome {
-        Outcome::Count(n) => Either::A(n),
-        Outcome::Strings(s) => Either::B(s),
+/// One job as JS describes it: what it does, to which table handle, with what.
+#[napi(object, js_name = "Job")]
+pub struct JsJob {
+    pub table: u32,
+    pub op: Op,
+    /// The session id (set, touch, destroy), or the one to keep (destroyByUser).
+    pub sid: Option<String>,
+    /// The session's JSON (set).
+    pub data: Option<String>,
+    /// Epoch ms (set, touch).
+    pub expires: Option<i64>,
+    /// The user key (set, idsByUser, destroyByUser).
+    pub key: Option<String>,
+    /// Values of the extra columns, in their order (set).
+    pub extras: Option<Vec<ExtraValue>>,
+}
+
+fn missing(what: &str) -> Error<ErrorCode> {
+    to_js(StoreError::new("ERR_INTERNAL", format!("the job needs {what}")))
+}
+
+impl JsJob {
+    fn into_op(self) -> Result<(u32, ops::Op), ErrorCode> {
+        let JsJob { table, op, sid, data, expires, key, extras } = self;
+        let sid_or = |sid: Option<String>| sid.ok_or_else(|| missing("a sid"));
+        let op = match op {
+            Op::Set => ops::Op::Set {
+                sid: sid_or(sid)?,
+                data: data.ok_or_else(|| missing("data"))?,
+                expires: expires.ok_or_else(|| missing("an expiry"))?,
+                user_key: key,
+                extras: extras.unwrap_or_default().into_iter().map(extra_value).collect(),
+            },
+            Op::Touch => ops::Op::Touch { sid: sid_or(sid)?, expires: expires.ok_or_else(|| missing("an expiry"))? },
+            Op::Destroy => ops::Op::Destroy { sid: sid_or(sid)? },
+            Op::Clear => ops::Op::Clear,
+            Op::Length => ops::Op::Length,
+            Op::Ids => ops::Op::Ids,
+            Op::All => ops::Op::All,
+            Op::IdsByUser => ops::Op::IdsByUser { key: key.ok_or_else(|| missing("a user key"))? },
+            Op::DestroyByUser => ops::Op::DestroyByUser { key: key.ok_or_else(|| missing("a user key"))?, except: sid },
+            Op::CountExpired => ops::Op::CountExpired,
+        };
+        Ok((table, op))
     }
 }
 
@@ -311,58 +331,28 @@ impl NativeDatabase {
         self.db.last_write(table, &sid).map_err(to_js)
     }
 
-    /// Runs an operation now on the JS thread; a lock held elsewhere throws SQLITE_BUSY at once.
-    #[napi(catch_unwind, ts_return_type = "number | string[]")]
-    #[allow(clippy::too_many_arguments)]
-    pub fn run(
-        &self,
-        table: u32,
-        op: u32,
-        sid: Option<String>,
-        data: Option<String>,
-        expires: Option<i64>,
-        key: Option<String>,
-        extras: Option<Vec<ExtraValue>>,
-    ) -> Result<Either<i64, Vec<String>>, ErrorCode> {
-        let op = decode_op(op, sid, data, expires, key, extras)?;
-        self.db.run_now(table, &op).map(outcome_value).map_err(to_js)
+    /// Runs a batch now on the JS thread, in one transaction: the outcomes in order, or
+    /// null when it cannot run without waiting (nothing ran: queue it).
+    #[napi(catch_unwind, ts_return_type = "Array<number | string[] | { code: string; message: string }> | null")]
+    pub fn run(&self, jobs: Vec<JsJob>) -> Result<Option<Vec<JsOutcome>>, ErrorCode> {
+        let jobs = jobs.into_iter().map(JsJob::into_op).collect::<Result<Vec<_>, _>>()?;
+        let outcomes = self.db.run(&jobs).map_err(to_js)?;
+        Ok(outcomes.map(|outcomes| outcomes.into_iter().map(outcome_to_js).collect()))
     }
 
-    /// Opens a write transaction on the JS thread for several `run` calls (lib/core.js
-    /// groups the writes of one event-loop turn); SQLITE_BUSY at once if the lock is taken.
+    /// Queues jobs for the writer thread, behind what is queued; each outcome arrives at
+    /// onComplete under its ticket.
     #[napi(catch_unwind)]
-    pub fn begin_now(&self) -> Result<(), ErrorCode> {
-        self.db.begin_now().map_err(to_js)
-    }
-
-    /// Whether writes should go to the writer thread so that it restarts the WAL.
-    #[napi(catch_unwind)]
-    pub fn wal_needs_restart(&self) -> bool {
-        self.db.wal_needs_restart()
-    }
-
-    /// Commits (true) or rolls back (false) what `beginNow` opened.
-    #[napi(catch_unwind)]
-    pub fn end_now(&self, commit: bool) -> Result<(), ErrorCode> {
-        self.db.end_now(commit).map_err(to_js)
-    }
-
-    /// Queues an operation for the writer thread; the result arrives at onComplete.
-    #[napi(catch_unwind)]
-    #[allow(clippy::too_many_arguments)]
-    pub fn submit(
-        &self,
-        ticket: u32,
-        table: u32,
-        op: u32,
-        sid: Option<String>,
-        data: Option<String>,
-        expires: Option<i64>,
-        key: Option<String>,
-        extras: Option<Vec<ExtraValue>>,
-    ) -> Result<(), ErrorCode> {
-        let op = decode_op(op, sid, data, expires, key, extras)?;
-        self.db.submit(ticket, table, op).map_err(to_js)
+    pub fn queue(&self, tickets: Vec<u32>, jobs: Vec<JsJob>) -> Result<(), ErrorCode> {
+        if tickets.len() != jobs.len() {
+            return Err(to_js(StoreError::new("ERR_INTERNAL", "one ticket per job")));
+        }
+        let jobs = tickets
+            .into_iter()
+            .zip(jobs)
+            .map(|(ticket, job)| job.into_op().map(|(table, op)| (ticket, table, op)))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.db.queue(jobs).map_err(to_js)
     }
 
     /// Keeps Node alive while queued work is outstanding (true), or lets it exit (false).

@@ -1,8 +1,9 @@
 //! What the store does to a table. Each function takes a connection and is used by both
 //! entry points (the JS thread's fast path and the writer thread): only the caller differs.
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{Connection, OptionalExtension};
 
+use crate::batch::Job;
 use crate::error::{StoreError, StoreResult};
 use crate::sql::TableSql;
 
@@ -172,40 +173,40 @@ pub fn run(conn: &Connection, table: &Table, op: &Op, now: i64) -> StoreResult<O
     }
 }
 
-/// A queued operation and the table it applies to.
-#[derive(Debug, Clone)]
-pub struct Job {
-    pub ticket: u32,
-    pub table: std::sync::Arc<Table>,
-    pub op: Op,
-}
-
 /// Runs jobs that arrived together as one transaction (one commit for all of them).
 /// If any of them fails, the transaction is rolled back and each job runs on its own,
 /// so that one bad job cannot fail the others and each result is the job's own.
-pub fn run_batch(conn: &mut Connection, jobs: &[Job]) -> Vec<StoreResult<Outcome>> {
-    let now = now_ms();
-    if jobs.len() == 1 {
-        return vec![run(conn, &jobs[0].table, &jobs[0].op, now)];
+/// `Err` only when nothing ran because the lock was held elsewhere (`SQLITE_BUSY`,
+/// returned at once when the connection may not wait).
+pub fn run_batch(conn: &Connection, jobs: &[Job], now: i64) -> StoreResult<Vec<StoreResult<Outcome>>> {
+    if let [job] = jobs {
+        // Alone, in autocommit: a busy lock means nothing was written.
+        return match run(conn, &job.table, &job.op, now) {
+            Err(busy) if busy.code == "SQLITE_BUSY" => Err(busy),
+            outcome => Ok(vec![outcome]),
+        };
     }
-    match run_in_one_transaction(conn, jobs, now) {
-        Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
-        Err(_) => jobs.iter().map(|job| run(conn, &job.table, &job.op, now)).collect(),
-    }
-}
-
-fn run_in_one_transaction(conn: &mut Connection, jobs: &[Job], now: i64) -> StoreResult<Vec<Outcome>> {
     // Reads alone share one snapshot without asking for the write lock, so another
     // process's write transaction never makes them wait.
-    let behavior = if jobs.iter().any(|job| job.op.writes()) {
-        TransactionBehavior::Immediate
-    } else {
-        TransactionBehavior::Deferred
-    };
-    let tx = conn.transaction_with_behavior(behavior)?;
-    let outcomes = jobs.iter().map(|job| run(&tx, &job.table, &job.op, now)).collect::<StoreResult<Vec<_>>>()?;
-    tx.commit()?;
-    Ok(outcomes)
+    let begin = if jobs.iter().any(|job| job.op.writes()) { "BEGIN IMMEDIATE" } else { "BEGIN DEFERRED" };
+    if let Err(e) = conn.execute_batch(begin) {
+        let error = StoreError::from(e);
+        if error.code == "SQLITE_BUSY" {
+            return Err(error);
+        }
+        return Ok(jobs.iter().map(|job| run(conn, &job.table, &job.op, now)).collect());
+    }
+    let together = jobs.iter().map(|job| run(conn, &job.table, &job.op, now)).collect::<StoreResult<Vec<_>>>();
+    if let Ok(outcomes) = together {
+        if conn.execute_batch("COMMIT").is_ok() {
+            return Ok(outcomes.into_iter().map(Ok).collect());
+        }
+    }
+    // One failed (or the commit did): nothing of the batch was kept; each on its own.
+    if !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    Ok(jobs.iter().map(|job| run(conn, &job.table, &job.op, now)).collect())
 }
 
 /// Deletes expired rows of one table in short transactions of at most `batch` rows,
@@ -343,14 +344,14 @@ mod tests {
 
     #[test]
     fn batch_falls_back_to_single_jobs_on_error() {
-        let (mut conn, table) = setup(None);
+        let (conn, table) = setup(None);
         let broken = Arc::new(Table::new("missing", None));
         let jobs = vec![
-            Job { ticket: 1, table: table.clone(), op: set("a", "{}", NOW + 10_000_000_000) },
-            Job { ticket: 2, table: broken, op: Op::Destroy { sid: "a".into() } },
-            Job { ticket: 3, table: table.clone(), op: Op::Length },
+            Job { table: table.clone(), op: set("a", "{}", NOW + 10_000_000_000) },
+            Job { table: broken, op: Op::Destroy { sid: "a".into() } },
+            Job { table: table.clone(), op: Op::Length },
         ];
-        let results = run_batch(&mut conn, &jobs);
+        let results = run_batch(&conn, &jobs, NOW).expect("ran");
         assert_eq!(results[0], Ok(Outcome::Count(1)));
         assert_eq!(results[1].as_ref().unwrap_err().code, "SQLITE_ERROR");
         assert_eq!(results[2], Ok(Outcome::Count(1)));
@@ -377,19 +378,16 @@ mod tests {
         other.execute_batch("BEGIN IMMEDIATE; DELETE FROM Sessions;").expect("other holds the write lock");
         ours.busy_handler(Some(count_and_give_up)).expect("handler");
         let reads = [Op::Length, Op::Ids, Op::CountExpired];
-        let jobs: Vec<Job> = reads.into_iter().map(|op| Job { ticket: 0, table: table.clone(), op }).collect();
-        let results = run_batch(&mut ours, &jobs);
+        let jobs: Vec<Job> = reads.into_iter().map(|op| Job { table: table.clone(), op }).collect();
+        let results = run_batch(&ours, &jobs, NOW).expect("ran");
         assert_eq!(results, [Ok(Outcome::Count(1)), Ok(Outcome::Strings(vec!["a".into()])), Ok(Outcome::Count(0))]);
         assert_eq!(BUSY_CALLS.load(Ordering::SeqCst), 0, "the reads waited for the write lock");
-        // A batch with a write in it does ask (and here, told to give up, falls back to
-        // running each job alone: the read succeeds, the write fails with SQLITE_BUSY).
-        let mixed = [
-            Job { ticket: 0, table: table.clone(), op: Op::Length },
-            Job { ticket: 0, table: table.clone(), op: set("b", "{}", i64::MAX) },
-        ];
-        let results = run_batch(&mut ours, &mixed);
-        assert_eq!(results[0], Ok(Outcome::Count(1)));
-        assert_eq!(results[1].as_ref().unwrap_err().code, "SQLITE_BUSY");
+        // A batch with a write in it does ask, and (here told to give up) runs nothing:
+        // the caller gets SQLITE_BUSY for the whole batch, to queue it or report it.
+        let mixed =
+            [Job { table: table.clone(), op: Op::Length }, Job { table: table.clone(), op: set("b", "{}", i64::MAX) }];
+        let busy = run_batch(&ours, &mixed, NOW).unwrap_err();
+        assert_eq!(busy.code, "SQLITE_BUSY");
         assert!(BUSY_CALLS.load(Ordering::SeqCst) > 0);
         other.execute_batch("ROLLBACK").expect("rollback");
         drop((ours, other));
@@ -452,10 +450,9 @@ mod tests {
         assert!(written >= 3, "some sessions fit before the limit ({written})");
         // The group-commit path: the transaction fails, each job is retried alone and
         // each reports SQLITE_FULL itself.
-        let jobs: Vec<Job> = (0..3)
-            .map(|j| Job { ticket: j, table: Arc::clone(&table), op: set(&format!("batch{j}"), &data, expires) })
-            .collect();
-        for result in run_batch(&mut writer, &jobs) {
+        let jobs: Vec<Job> =
+            (0..3).map(|j| Job { table: Arc::clone(&table), op: set(&format!("batch{j}"), &data, expires) }).collect();
+        for result in run_batch(&writer, &jobs, now_ms()).expect("ran") {
             assert_eq!(result.map_err(|e| e.code), Err("SQLITE_FULL".to_string()));
         }
 
@@ -472,7 +469,7 @@ mod tests {
         // Space comes back: the same writes now succeed, on both paths.
         writer.execute_batch("PRAGMA max_page_count = 1000000").expect("raise");
         assert_eq!(run(&writer, &table, &set(&format!("s{written}"), &data, expires), NOW), Ok(Outcome::Count(1)));
-        for result in run_batch(&mut writer, &jobs) {
+        for result in run_batch(&writer, &jobs, now_ms()).expect("ran") {
             assert_eq!(result, Ok(Outcome::Count(1)));
         }
         assert_eq!(run(&reader, &table, &Op::Length, NOW).expect("length"), Outcome::Count(written + 4));

@@ -7,10 +7,11 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
+use crate::batch::{self, Job, Waiting};
 use crate::cache::SessionCache;
 use crate::error::{StoreError, StoreResult};
 use crate::identity::FileIdentity;
-use crate::ops::{run_batch, Job, Outcome};
+use crate::ops::Outcome;
 use crate::{lock, SharedConn};
 
 /// WAL pages past which the writer thread, between two batches, restarts the WAL with a
@@ -52,7 +53,8 @@ pub trait CompletionSink: Send + Sync + 'static {
 
 #[derive(Default)]
 struct Queue {
-    jobs: Vec<Job>,
+    /// Jobs and their tickets, in the order they were queued.
+    jobs: Vec<(u32, Job)>,
     closing: bool,
     /// The thread sleeps on the condvar; only then is a wake-up worth a syscall.
     idle: bool,
@@ -84,13 +86,14 @@ impl Worker {
         Ok(Worker { queue, thread: Some(thread) })
     }
 
-    pub fn submit(&self, job: Job) -> StoreResult<()> {
+    /// Queues jobs (with their tickets) behind those already queued.
+    pub fn submit(&self, jobs: Vec<(u32, Job)>) -> StoreResult<()> {
         let (mutex, condvar) = &*self.queue;
         let mut queue = lock(mutex);
         if queue.closing {
             return Err(StoreError::closed());
         }
-        queue.jobs.push(job);
+        queue.jobs.extend(jobs);
         if queue.idle {
             queue.idle = false;
             condvar.notify_one();
@@ -117,7 +120,7 @@ impl Drop for Worker {
     }
 }
 
-fn next_batch(queue: &(Mutex<Queue>, Condvar)) -> Option<Vec<Job>> {
+fn next_batch(queue: &(Mutex<Queue>, Condvar)) -> Option<Vec<(u32, Job)>> {
     let (mutex, condvar) = queue;
     let mut state = lock(mutex);
     while state.jobs.is_empty() {
@@ -159,25 +162,13 @@ fn restart_wal(conn: &crate::open::Conn) -> bool {
 
 fn writer_loop(queue: &(Mutex<Queue>, Condvar), context: &Context) {
     let mut next_restart = std::time::Instant::now();
-    while let Some(jobs) = next_batch(queue) {
-        let results = catch_unwind(AssertUnwindSafe(|| {
+    while let Some(queued) = next_batch(queue) {
+        let (tickets, jobs): (Vec<u32>, Vec<Job>) = queued.into_iter().unzip();
+        let outcomes = catch_unwind(AssertUnwindSafe(|| {
             let mut conn = lock(&context.conn);
-            let mut section = context.cache.begin();
-            let mut results = match context.identity.as_ref().map_or(Ok(()), |identity| identity.ensure_intact()) {
-                Ok(()) => run_batch(&mut conn, &jobs),
-                Err(moved) => jobs.iter().map(|_| Err(moved.clone())).collect(),
-            };
-            if let Some(Err(moved)) = context.identity.as_ref().map(|identity| identity.verify()) {
-                // Committed, but not to the file at the path: acknowledge none of it.
-                section.discard();
-                results = jobs.iter().map(|_| Err(moved.clone())).collect();
-            }
-            for (job, result) in jobs.iter().zip(&results) {
-                if let Ok(outcome) = result {
-                    section.record(&job.table, &job.op, outcome);
-                }
-            }
-            context.cache.finish(section);
+            let batch_context = batch::Context { cache: &context.cache, identity: context.identity.as_deref() };
+            let outcomes = batch::run(&mut conn, batch_context, &jobs, Waiting::Allowed)
+                .unwrap_or_else(|| jobs.iter().map(|_| Err(batch::busy())).collect());
             if context.wal_pages.load(Ordering::Relaxed) > WAL_HARD_LIMIT_PAGES
                 && std::time::Instant::now() >= next_restart
             {
@@ -187,7 +178,7 @@ fn writer_loop(queue: &(Mutex<Queue>, Condvar), context: &Context) {
                     next_restart = std::time::Instant::now() + std::time::Duration::from_millis(RESTART_RETRY_MS);
                 }
             }
-            results
+            outcomes
         }))
         .unwrap_or_else(|_| {
             jobs.iter()
@@ -195,7 +186,7 @@ fn writer_loop(queue: &(Mutex<Queue>, Condvar), context: &Context) {
                 .collect()
         });
         let completions =
-            jobs.iter().zip(results).map(|(job, result)| Completion { ticket: job.ticket, result }).collect();
+            tickets.into_iter().zip(outcomes).map(|(ticket, result)| Completion { ticket, result }).collect();
         context.sink.deliver(completions);
     }
 }
@@ -226,15 +217,15 @@ mod tests {
                 user_key: None,
                 extras: vec![],
             };
-            worker.submit(Job { ticket: i, table: table.clone(), op }).expect("submit");
+            worker.submit(vec![(i, Job { table: table.clone(), op })]).expect("submit");
         }
-        worker.submit(Job { ticket: 1000, table: table.clone(), op: Op::Length }).expect("submit");
+        worker.submit(vec![(1000, Job { table: table.clone(), op: Op::Length })]).expect("submit");
         worker.shutdown();
         let tickets: Vec<(u32, Outcome)> = rx.try_iter().flatten().map(|c| (c.ticket, c.result.expect("ok"))).collect();
         assert_eq!(tickets.len(), 1001);
         assert!(tickets.windows(2).all(|w| w[0].0 < w[1].0), "delivered in submission order");
         assert_eq!(tickets[1000].1, Outcome::Count(10));
-        let err = worker.submit(Job { ticket: 1, table, op: Op::Clear }).unwrap_err();
+        let err = worker.submit(vec![(1, Job { table, op: Op::Clear })]).unwrap_err();
         assert_eq!(err.code, "ERR_STORE_CLOSED");
     }
 }

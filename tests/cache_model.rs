@@ -83,27 +83,28 @@ proptest! {
         for step in &steps {
             match step {
                 Step::OurSet { sid, data: d } => {
-                    db.run_now(table, &set(*sid, *d, expires)).expect("set");
+                    db.run_one(table, &set(*sid, *d, expires)).expect("set");
                     model.insert(format!("s{sid}"), data(*d));
                 }
                 Step::OurDestroy { sid } => {
-                    db.run_now(table, &Op::Destroy { sid: format!("s{sid}") }).expect("destroy");
+                    db.run_one(table, &Op::Destroy { sid: format!("s{sid}") }).expect("destroy");
                     model.remove(&format!("s{sid}"));
                 }
                 Step::OurGroup { sets, commit } => {
-                    db.begin_now().expect("begin");
-                    for (sid, d) in sets {
-                        db.run_now(table, &set(*sid, *d, expires)).expect("set in group");
+                    // One transaction; without `commit`, a job that fails joins the batch,
+                    // which is then rolled back and each job run alone.
+                    let mut batch: Vec<(u32, Op)> = sets.iter().map(|(sid, d)| (table, set(*sid, *d, expires))).collect();
+                    if !*commit {
+                        batch.push((table, Op::Set { sid: "bad".into(), data: "{}".into(), expires, user_key: None, extras: vec![1.into()] }));
                     }
-                    db.end_now(*commit).expect("end");
-                    if *commit {
-                        for (sid, d) in sets {
-                            model.insert(format!("s{sid}"), data(*d));
-                        }
+                    let outcomes = db.run(&batch).expect("run").expect("not busy");
+                    prop_assert_eq!(outcomes.iter().filter(|o| o.is_err()).count(), usize::from(!*commit));
+                    for (sid, d) in sets {
+                        model.insert(format!("s{sid}"), data(*d));
                     }
                 }
                 Step::OurQueued { sid, data: d } => {
-                    db.submit(1, table, set(*sid, *d, expires)).expect("submit");
+                    db.queue(vec![(1, table, set(*sid, *d, expires))]).expect("queue");
                     let done = completions.recv_timeout(Duration::from_secs(10)).expect("completion");
                     prop_assert!(done[0].result.is_ok());
                     model.insert(format!("s{sid}"), data(*d));

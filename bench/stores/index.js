@@ -13,6 +13,7 @@
 
 const stores = [
   require('./express-sqlite-native'),
+  require('./express-sqlite-native-baseline'),
   require('./memory-store'),
   require('./node-sqlite'),
   require('./express-sqlite'),
