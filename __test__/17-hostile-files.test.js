@@ -55,24 +55,32 @@ function writeLoad(store, inFlight = 64) {
   }
 }
 
+/**
+ * A store on a fresh file under a write load; `damage(file)` is done 150 ms in, then the
+ * load goes on for 300 ms and stops. Writes issued after the damage count as `after`.
+ */
+async function damageUnderLoad(damage) {
+  const file = tempDb()
+  const store = new SQLiteStore(file, { pruneInterval: false })
+  const events = []
+  store.on('disconnect', () => events.push('disconnect'))
+  const load = writeLoad(store)
+  await sleep(150)
+  damage(file)
+  load.mark()
+  await sleep(300)
+  await load.stop()
+  return { file, store, events, load }
+}
+
 test('the database file deleted or replaced under a write load: no write issued afterwards is acknowledged, disconnect once', async (t) => {
   for (const what of ['deleted', 'replaced by another SQLite file']) {
-    const file = tempDb()
-    const store = new SQLiteStore(file, { pruneInterval: false })
-    const events = []
-    store.on('disconnect', () => events.push('disconnect'))
-    const load = writeLoad(store)
-    await sleep(150)
-    if (what === 'deleted') {
-      fs.rmSync(file)
-    } else {
+    const { file, store, events, load } = await damageUnderLoad((file) => {
+      if (what === 'deleted') return fs.rmSync(file)
       const other = `${file}.other`
       inspect(other).run('CREATE TABLE other_app (x)')
       fs.renameSync(other, file)
-    }
-    load.mark()
-    await sleep(300)
-    await load.stop()
+    })
 
     assert.ok(load.acknowledged.before.length > 0, `${what}: writes were acknowledged before`)
     assert.equal(load.acknowledged.after.length, 0, `${what}: acknowledged after the file went`)
@@ -95,16 +103,7 @@ test('the database file deleted or replaced under a write load: no write issued 
 
 test('the -wal or -shm file deleted under a write load: no write issued afterwards is acknowledged', async () => {
   for (const suffix of ['-wal', '-shm']) {
-    const file = tempDb()
-    const store = new SQLiteStore(file, { pruneInterval: false })
-    const events = []
-    store.on('disconnect', () => events.push('disconnect'))
-    const load = writeLoad(store)
-    await sleep(150)
-    fs.rmSync(file + suffix)
-    load.mark()
-    await sleep(300)
-    await load.stop()
+    const { file, store, events, load } = await damageUnderLoad((file) => fs.rmSync(file + suffix))
     assert.ok(load.acknowledged.before.length > 0, suffix)
     assert.equal(load.acknowledged.after.length, 0, `${suffix}: acknowledged after the file went`)
     assert.ok(load.errors.after.length > 100, `${suffix}: a load was issued afterwards`)
