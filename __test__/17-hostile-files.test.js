@@ -428,3 +428,22 @@ test('get() gives the cookie the stored expiry, which touch() moved', async () =
   assert.equal((await store.get('b')).cookie.expires, null)
   await store.close()
 })
+
+test('a store opened on a relative path keeps working after the process changes directory', () => {
+  const dir = tempDir()
+  const result = runScript(`
+    const { SQLiteStore } = require(${JSON.stringify(path.join(__dirname, '..'))})
+    process.chdir(${JSON.stringify(dir)})
+    const store = new SQLiteStore('sessions.db', { pruneInterval: false })
+    process.chdir('/')
+    store.set('s', { cookie: { maxAge: 60000 }, user: 'moved' }, (error) => {
+      if (error) { process.stdout.write(error.code); return store.close() }
+      store.get('s', (error, session) => {
+        process.stdout.write(error ? error.code : session.user)
+        store.close()
+      })
+    })
+  `)
+  assert.equal(result.code, 0, result.stderr)
+  assert.equal(result.stdout, 'moved')
+})

@@ -57,7 +57,9 @@ pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 /// `-wal` and `-shm` files found when it opened.
 #[derive(Debug)]
 pub struct FileIdentity {
-    /// The path as given; a symbolic link is followed at each check, as SQLite did.
+    /// The path as given, made absolute (as SQLite does when it opens: a later
+    /// `chdir` of the process changes nothing); a symbolic link is followed at each
+    /// check, as SQLite followed it.
     path: PathBuf,
     /// Where SQLite keeps the companions: beside the file the link leads to.
     real: PathBuf,
@@ -91,7 +93,7 @@ impl FileIdentity {
             }
         }
         Ok(FileIdentity {
-            path: path.to_path_buf(),
+            path: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
             real,
             db,
             companions,
