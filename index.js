@@ -221,7 +221,7 @@ class SQLiteStore extends Store {
       const now = Date.now()
       try {
         expires = expiryMs(session, now, this.#options.ttl)
-        json = serialize(session, this.#options.maxSessionBytes)
+        json = sessionJson(session, this.#options.maxSessionBytes)
         ;[key, ...extras] = this.#columns.values(session, json, expires)
       } catch (error) {
         return this.#core.defer(done, error)
@@ -450,7 +450,8 @@ class SQLiteStore extends Store {
   }
 }
 
-function serialize(session, maxBytes) {
+/** The session's JSON text, checked: an object, within `maxBytes`. */
+function sessionJson(session, maxBytes) {
   let json
   try {
     json = JSON.stringify(session)
