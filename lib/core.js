@@ -336,10 +336,14 @@ class Core {
       const error = this.#failure(outcomes[i])
       invoke(done, error, error === undefined ? outcomes[i] : undefined)
     }
-    if (this.#queued.size === 0) {
-      this.#native.keepAlive(false)
-      busy.delete(this)
-    }
+    this.#releaseIfIdle()
+  }
+
+  /** Nothing outstanding: Node may exit, and the Core may be collected. */
+  #releaseIfIdle() {
+    if (this.#queued.size > 0) return
+    this.#native.keepAlive(false)
+    busy.delete(this)
   }
 
   serialize() {
@@ -358,12 +362,17 @@ class Core {
     this.#closed = true
     finalizer.unregister(this)
     const ticket = this.#nextTicketNumber()
+    // Tracked (and Node kept alive) before the native side starts: its closing thread
+    // may deliver and release the completion function before this line returns, and a
+    // delivery left on a released function nobody refs would let Node exit first.
+    this.#track(ticket, (error) => done(error))
     try {
       this.#native.close(ticket)
     } catch (error) {
-      return this.defer(done, error)
+      this.#queued.delete(ticket)
+      this.#releaseIfIdle()
+      this.defer(done, error)
     }
-    this.#track(ticket, (error) => done(error))
   }
 }
 
