@@ -290,7 +290,10 @@ fn copy_until_done(queue: &std::sync::Mutex<Queue>, source: &BackupSource, sink:
 /// Its name carries the process id, so that leftovers of a killed process can be told
 /// from a copy under way in a live one (see `remove_leftovers`).
 fn temporary_for(target: &Path) -> PathBuf {
-    with_suffix(target, &format!("{TEMPORARY_MARK}{}-partial", std::process::id()))
+    // Numbered too: two databases of one process may back up to the same target at once.
+    static COPIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COPIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    with_suffix(target, &format!("{TEMPORARY_MARK}{}-{n}-partial", std::process::id()))
 }
 
 const TEMPORARY_MARK: &str = ".backup-";
@@ -308,7 +311,7 @@ fn remove_leftovers(target: &Path) {
         for entry in entries.flatten() {
             let file = entry.file_name();
             let Some(rest) = file.to_str().and_then(|f| f.strip_prefix(&prefix)) else { continue };
-            // `<pid>-partial` (this version) or `<pid>-<n>` (earlier ones), maybe `-journal` after.
+            // `<pid>-<n>-partial` (this version) or `<pid>-<n>` (earlier ones), maybe `-journal` after.
             let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else { continue };
             if pid != std::process::id() && !Path::new("/proc").join(pid.to_string()).exists() {
                 let _ = std::fs::remove_file(entry.path());

@@ -47,7 +47,7 @@ pub fn run(conn: &mut Conn, context: Context<'_>, jobs: &[Job], waiting: Waiting
     }
     let mut section = context.cache.begin();
     conn.fail_fast.store(waiting == Waiting::Never, Ordering::Relaxed);
-    let ran = ops::run_batch(conn, jobs, ops::now_ms());
+    let ran = ops::run_batch(conn, jobs, ops::now_ms(), waiting == Waiting::Allowed);
     conn.fail_fast.store(false, Ordering::Relaxed);
     let outcomes = match ran {
         Ok(outcomes) => outcomes,

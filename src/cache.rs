@@ -524,12 +524,16 @@ mod tests {
         assert_eq!(f.db.get(f.table, "b").expect("get"), None);
         assert_eq!(f.db.cache_hits(), 3);
 
-        // A batch with a job that fails: rolled back, then each job alone; the cache
-        // follows what was kept.
+        // A batch with a job that fails: the JS thread leaves it to the writer thread
+        // (nothing ran), which rolls it back and runs each job alone; the cache follows
+        // what was kept.
         let bad =
             Op::Set { sid: "c".into(), data: "{}".into(), expires: far(), user_key: None, extras: vec![1.into()] };
-        let outcomes = f.db.run(&[(f.table, set("a", "{\"v\":9}", far())), (f.table, bad)]).expect("run").expect("ran");
-        assert!(outcomes[0].is_ok() && outcomes[1].is_err());
+        let batch = [(f.table, set("a", "{\"v\":9}", far())), (f.table, bad.clone())];
+        assert!(f.db.run(&batch).expect("run").is_none(), "left to the writer thread");
+        f.db.queue(vec![(7, f.table, set("a", "{\"v\":9}", far())), (8, f.table, bad)]).expect("queue");
+        let done = f.completions.recv_timeout(Duration::from_secs(10)).expect("completion");
+        assert!(done[0].result.is_ok() && done[1].result.is_err());
         assert_eq!(f.db.get(f.table, "a").expect("get"), Some("{\"v\":9}".into()));
         assert_eq!(f.db.get(f.table, "c").expect("get"), None);
         assert_eq!(f.db.cache_hits(), 4);

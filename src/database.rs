@@ -84,6 +84,12 @@ pub struct Database {
 impl Database {
     /// Opens (creating the file if allowed); a failed open leaves behind nothing it created.
     pub fn open(location: Location, options: OpenOptions, sink: Arc<dyn CompletionSink>) -> StoreResult<Database> {
+        // Absolute once, as SQLite makes it: a later chdir of the process must not make
+        // backups, sizes or checks look at another file.
+        let location = match location {
+            Location::File(path) => Location::File(std::path::absolute(&path).unwrap_or(path)),
+            memory => memory,
+        };
         let created = prepare_location(&location, &options)?;
         Database::open_prepared(location, options, sink).inspect_err(|_| created.undo())
     }
@@ -435,7 +441,8 @@ fn shut_down(open: Open, checkpoint: bool) -> StoreResult<()> {
     drop(read);
     // The hook holds the upkeep thread's handle; drop it before the last connection goes.
     let _ = lock(&write).wal_hook(None::<fn(&mut rusqlite::hooks::Wal, i32) -> rusqlite::Result<()>>);
-    let moved = identity.is_some_and(|identity| identity.ensure_intact().is_err());
+    // Checked now, not only as of the last commit: the files may have gone since.
+    let moved = identity.is_some_and(|identity| identity.verify().is_err());
     let mut result = Ok(());
     if let Ok(mutex) = Arc::try_unwrap(write) {
         let conn = mutex.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());

@@ -31,18 +31,24 @@ struct FileId {
     ino: u64,
 }
 
-fn file_id(path: &Path) -> Option<FileId> {
-    let meta = std::fs::metadata(path).ok()?;
+/// The file at `path`; None when there is none. Any other failure to look (a
+/// permission changed, an I/O error) is `Err`: it says nothing about the file.
+fn file_id(path: &Path) -> std::io::Result<Option<FileId>> {
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
-        Some(FileId { dev: meta.dev(), ino: meta.ino() })
+        Ok(Some(FileId { dev: meta.dev(), ino: meta.ino() }))
     }
     #[cfg(not(unix))]
     {
         // No inode numbers to compare: only a missing file is noticed.
         let _ = meta;
-        Some(FileId { dev: 0, ino: 0 })
+        Ok(Some(FileId { dev: 0, ino: 0 }))
     }
 }
 
@@ -82,12 +88,12 @@ impl FileIdentity {
             )
         };
         let real = std::fs::canonicalize(path).map_err(|_| gone())?;
-        let db = file_id(path).ok_or_else(gone)?;
+        let db = file_id(path).ok().flatten().ok_or_else(gone)?;
         let mut companions = Vec::new();
         if wal {
             for suffix in ["-wal", "-shm"] {
                 // A read-only open can run without them (SQLite then reads the file alone).
-                if let Some(id) = file_id(&with_suffix(&real, suffix)) {
+                if let Ok(Some(id)) = file_id(&with_suffix(&real, suffix)) {
                     companions.push((suffix, id));
                 }
             }
@@ -112,14 +118,17 @@ impl FileIdentity {
     }
 
     /// Compares every recorded file with what its path holds now (one `stat` each).
-    /// Called after each commit and before its outcome is reported.
+    /// Called after each commit and before its outcome is reported. Only a missing
+    /// file or another file trips it; a `stat` that fails otherwise proves nothing
+    /// and is let pass.
     pub fn verify(&self) -> StoreResult<()> {
         self.ensure_intact()?;
-        if file_id(&self.path) != Some(self.db) {
+        let differs = |path: &Path, id: FileId| matches!(file_id(path), Ok(found) if found != Some(id));
+        if differs(&self.path, self.db) {
             return Err(self.trip(""));
         }
         for (suffix, id) in &self.companions {
-            if file_id(&with_suffix(&self.real, suffix)) != Some(*id) {
+            if differs(&with_suffix(&self.real, suffix), *id) {
                 return Err(self.trip(suffix));
             }
         }
@@ -167,7 +176,7 @@ impl FileIdentity {
     fn remove_stale_companions(&self) {
         for (suffix, id) in &self.companions {
             let path = with_suffix(&self.real, suffix);
-            if file_id(&path) == Some(*id) {
+            if matches!(file_id(&path), Ok(Some(found)) if found == *id) {
                 let _ = std::fs::remove_file(&path);
             }
         }
@@ -177,7 +186,7 @@ impl FileIdentity {
     /// inode (a hard link or another name for it counts) or by name (a companion that
     /// does not exist yet, such as the `-journal`).
     pub fn is_database_or_companion(&self, target: &Path) -> bool {
-        if let Some(id) = file_id(target) {
+        if let Ok(Some(id)) = file_id(target) {
             if id == self.db || self.companions.iter().any(|(_, c)| *c == id) {
                 return true;
             }

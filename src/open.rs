@@ -107,12 +107,14 @@ pub struct Created {
 }
 
 impl Created {
-    /// Removes what the failed open left behind: the empty database file and the
-    /// directories it created, and the -wal/-shm files SQLite created for it while they
-    /// hold nothing yet (a -shm's index is 32 KiB once written; a WAL with a transaction
-    /// in it is larger still).
+    /// Removes what the failed open left behind: the empty database file it created,
+    /// with the -wal/-shm SQLite made for it while they hold nothing (a -shm's index is
+    /// 32 KiB once written; a WAL with a transaction in it is larger still), and the
+    /// directories it created. Beside a database that existed, the companions are left:
+    /// another process may have opened it meanwhile and be using them.
     pub fn undo(self) {
-        for path in &self.companions {
+        let new_and_empty = self.file.as_ref().is_some_and(|file| std::fs::metadata(file).is_ok_and(|m| m.len() == 0));
+        for path in self.companions.iter().filter(|_| new_and_empty) {
             if std::fs::metadata(path).is_ok_and(|m| m.len() < 32 * 1024) {
                 let _ = std::fs::remove_file(path);
             }
@@ -374,14 +376,15 @@ mod tests {
         assert!(path.exists());
         created.undo();
         assert!(!base.path().join("a").exists(), "file and directories removed");
-        // An existing database keeps everything but the empty companions the open made.
+        // An existing database keeps everything, the companions too (another process
+        // may be using them).
         std::fs::write(base.path().join("kept.db"), b"").expect("db");
         let kept = base.path().join("kept.db");
         let created = prepare_location(&Location::File(kept.clone()), &OpenOptions::default()).expect("prepare");
         std::fs::write(crate::identity::with_suffix(&kept, "-shm"), b"abc").expect("shm");
         created.undo();
         assert!(kept.exists(), "an existing file is never removed");
-        assert!(!crate::identity::with_suffix(&kept, "-shm").exists());
+        assert!(crate::identity::with_suffix(&kept, "-shm").exists());
     }
 
     #[test]

@@ -176,9 +176,17 @@ pub fn run(conn: &Connection, table: &Table, op: &Op, now: i64) -> StoreResult<O
 /// Runs jobs that arrived together as one transaction (one commit for all of them).
 /// If any of them fails, the transaction is rolled back and each job runs on its own,
 /// so that one bad job cannot fail the others and each result is the job's own.
-/// `Err` only when nothing ran because the lock was held elsewhere (`SQLITE_BUSY`,
-/// returned at once when the connection may not wait).
-pub fn run_batch(conn: &Connection, jobs: &[Job], now: i64) -> StoreResult<Vec<StoreResult<Outcome>>> {
+/// `Err` only when nothing was kept because the lock was held elsewhere (`SQLITE_BUSY`).
+/// A caller that may not wait (`may_wait` false) also gets `Err` when anything fails
+/// after the transaction began: running each job alone could meet the lock again
+/// half-way (a reader holding back a rollback-journal COMMIT, another process taking
+/// the lock after the rollback), so the whole batch goes to a thread that may wait.
+pub fn run_batch(conn: &Connection, jobs: &[Job], now: i64, may_wait: bool) -> StoreResult<Vec<StoreResult<Outcome>>> {
+    // A transaction left open (by a panic part way through an earlier batch) would
+    // swallow this batch's writes: end it first.
+    if !conn.is_autocommit() {
+        conn.execute_batch("ROLLBACK")?;
+    }
     if let [job] = jobs {
         // Alone, in autocommit: a busy lock means nothing was written.
         return match run(conn, &job.table, &job.op, now) {
@@ -202,9 +210,12 @@ pub fn run_batch(conn: &Connection, jobs: &[Job], now: i64) -> StoreResult<Vec<S
             return Ok(outcomes.into_iter().map(Ok).collect());
         }
     }
-    // One failed (or the commit did): nothing of the batch was kept; each on its own.
+    // One failed (or the commit did): nothing of the batch was kept.
     if !conn.is_autocommit() {
-        let _ = conn.execute_batch("ROLLBACK");
+        conn.execute_batch("ROLLBACK")?;
+    }
+    if !may_wait {
+        return Err(StoreError::new("SQLITE_BUSY", "the batch is left to a thread that may wait for locks"));
     }
     Ok(jobs.iter().map(|job| run(conn, &job.table, &job.op, now)).collect())
 }
@@ -351,7 +362,7 @@ mod tests {
             Job { table: broken, op: Op::Destroy { sid: "a".into() } },
             Job { table: table.clone(), op: Op::Length },
         ];
-        let results = run_batch(&conn, &jobs, NOW).expect("ran");
+        let results = run_batch(&conn, &jobs, NOW, true).expect("ran");
         assert_eq!(results[0], Ok(Outcome::Count(1)));
         assert_eq!(results[1].as_ref().unwrap_err().code, "SQLITE_ERROR");
         assert_eq!(results[2], Ok(Outcome::Count(1)));
@@ -379,14 +390,14 @@ mod tests {
         ours.busy_handler(Some(count_and_give_up)).expect("handler");
         let reads = [Op::Length, Op::Ids, Op::CountExpired];
         let jobs: Vec<Job> = reads.into_iter().map(|op| Job { table: table.clone(), op }).collect();
-        let results = run_batch(&ours, &jobs, NOW).expect("ran");
+        let results = run_batch(&ours, &jobs, NOW, true).expect("ran");
         assert_eq!(results, [Ok(Outcome::Count(1)), Ok(Outcome::Strings(vec!["a".into()])), Ok(Outcome::Count(0))]);
         assert_eq!(BUSY_CALLS.load(Ordering::SeqCst), 0, "the reads waited for the write lock");
         // A batch with a write in it does ask, and (here told to give up) runs nothing:
         // the caller gets SQLITE_BUSY for the whole batch, to queue it or report it.
         let mixed =
             [Job { table: table.clone(), op: Op::Length }, Job { table: table.clone(), op: set("b", "{}", i64::MAX) }];
-        let busy = run_batch(&ours, &mixed, NOW).unwrap_err();
+        let busy = run_batch(&ours, &mixed, NOW, true).unwrap_err();
         assert_eq!(busy.code, "SQLITE_BUSY");
         assert!(BUSY_CALLS.load(Ordering::SeqCst) > 0);
         other.execute_batch("ROLLBACK").expect("rollback");
@@ -452,7 +463,7 @@ mod tests {
         // each reports SQLITE_FULL itself.
         let jobs: Vec<Job> =
             (0..3).map(|j| Job { table: Arc::clone(&table), op: set(&format!("batch{j}"), &data, expires) }).collect();
-        for result in run_batch(&writer, &jobs, now_ms()).expect("ran") {
+        for result in run_batch(&writer, &jobs, now_ms(), true).expect("ran") {
             assert_eq!(result.map_err(|e| e.code), Err("SQLITE_FULL".to_string()));
         }
 
@@ -469,7 +480,7 @@ mod tests {
         // Space comes back: the same writes now succeed, on both paths.
         writer.execute_batch("PRAGMA max_page_count = 1000000").expect("raise");
         assert_eq!(run(&writer, &table, &set(&format!("s{written}"), &data, expires), NOW), Ok(Outcome::Count(1)));
-        for result in run_batch(&writer, &jobs, now_ms()).expect("ran") {
+        for result in run_batch(&writer, &jobs, now_ms(), true).expect("ran") {
             assert_eq!(result, Ok(Outcome::Count(1)));
         }
         assert_eq!(run(&reader, &table, &Op::Length, NOW).expect("length"), Outcome::Count(written + 4));
