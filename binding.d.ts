@@ -11,24 +11,30 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 
 export declare class NativeDatabase {
   /**
-   * `location`: a file path, a serialized image (Buffer), or null for a private
-   * in-memory database. `onComplete(tickets, outcomes)` receives queued results.
+   * `location`: a file path, a serialized image (Buffer), an rqlite cluster, or null
+   * for a private in-memory database. `onComplete(tickets, outcomes)` receives
+   * queued results.
    */
-  constructor(location: string | Buffer | undefined | null, options: NativeOpenOptions, onComplete: (tickets: number[], outcomes: Array<number | string[] | { code: string; message: string }>) => void)
+  constructor(location: string | Buffer | NativeClusterOptions | undefined | null, options: NativeOpenOptions, onComplete: (tickets: number[], outcomes: Array<number | string[] | { code: string; message: string }>) => void)
   /** `prune_interval_ms`: null for no scheduled prunes. */
   openTable(name: string, createTable: boolean, defaultTtlMs: number, maxLifetimeMs?: number | undefined | null, pruneIntervalMs?: number | undefined | null, extraColumns?: Array<NativeExtraColumn> | undefined | null, importFrom?: NativeImportSource | undefined | null): number
   /** Creates the table of a handle again if it is missing (`sync()`). */
   syncTable(table: number): void
-  hasTable(name: string): boolean
   /** Prunes a table now on the upkeep thread; the deleted count arrives at onComplete. */
   prune(ticket: number, table: number): void
   stopPruning(table: number): void
-  /** The live session's JSON and its stored expiry (epoch ms), or null. */
-  get(table: number, sid: string): [string, number] | null
-  /** Whether a touch to `expires` can be skipped (see Database::touch_is_current). */
+  /**
+   * The live session's JSON and its stored expiry (epoch ms), null when there is
+   * none, or undefined when only a queued `Op.Get` can answer.
+   */
+  get(table: number, sid: string): [string, number] | null | undefined
+  /** Whether a touch to `expires` can be skipped (see Engine::touch_is_current). */
   touchIsCurrent(table: number, sid: string, expires: number): boolean
-  /** When the live session was last written (epoch ms), or null when missing or expired. */
-  lastWrite(table: number, sid: string): number | null
+  /**
+   * When the live session was last written (epoch ms), null when missing or
+   * expired, or undefined when only a queued `Op.LastWrite` can answer.
+   */
+  lastWrite(table: number, sid: string): number | null | undefined
   /**
    * Runs a batch now on the JS thread, in one transaction: the outcomes in order, or
    * null when it cannot run without waiting (nothing ran: queue it).
@@ -89,6 +95,20 @@ export interface Job {
   extras?: Array<ExtraValue>
 }
 
+/** Where an rqlite cluster is and how to talk to it. */
+export interface NativeClusterOptions {
+  /** `http(s)://host:port` of each node. */
+  nodes: Array<string>
+  username?: string
+  password?: string
+  /** Read consistency: "none", "weak", "linearizable" or "strong". */
+  level: string
+  /** Milliseconds one call may take, retries included. */
+  timeout: number
+  /** PEM certificates to trust for https nodes. */
+  ca?: string
+}
+
 export interface NativeExtraColumn {
   name: string
   sqlType: string
@@ -124,4 +144,6 @@ export declare const enum Op {
   IdsByUser = 7,
   DestroyByUser = 8,
   CountExpired = 9,
+  Get = 10,
+  LastWrite = 11,
 }

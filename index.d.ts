@@ -26,7 +26,10 @@ export interface DatabaseOptions {
   readonly?: boolean
   /** A missing file (or directory) is an error instead of being created. Default false. */
   fileMustExist?: boolean
-  /** How long to wait for another connection's lock, in ms. Default 5000. */
+  /**
+   * How long to wait for another connection's lock, in ms; on an rqlite cluster, how long
+   * one call may take across every node and retry before it fails. Default 5000.
+   */
   timeout?: number
   /** Use WAL journal mode for a file database. Default true. */
   wal?: boolean
@@ -34,7 +37,26 @@ export interface DatabaseOptions {
   synchronous?: 'NORMAL' | 'FULL'
   /** MiB of sessions kept in memory to answer reads without SQLite (WAL files); 0 turns it off. Default 64. */
   cacheSize?: number
+  /**
+   * rqlite cluster only: how fresh reads are. "weak" (default): the leader answers, so a
+   * session written through any node is read back from any node; "linearizable" and
+   * "strong" also survive a leader change at that instant, at a higher cost; "none":
+   * the node asked answers from its own copy, which may lag.
+   */
+  consistency?: 'none' | 'weak' | 'linearizable' | 'strong'
+  /** rqlite cluster only: basic-auth user (instead of user:password@ in the address). */
+  username?: string
+  /** rqlite cluster only: basic-auth password. */
+  password?: string
+  /** rqlite cluster only (rqlites://): PEM certificates to trust instead of the system's. */
+  ca?: string | Buffer
 }
+
+/**
+ * An rqlite cluster: `rqlite://[user:password@]host:port[,host:port...]`, or
+ * `rqlites://...` for https. List every node: calls go to whichever answers.
+ */
+export type ClusterAddress = `rqlite://${string}` | `rqlites://${string}`
 
 export interface StoreOptions {
   /**

@@ -7,6 +7,7 @@ const fs = require('node:fs')
 const { Store } = require('express-session')
 
 const { Database, kCore, isBetterSqlite3 } = require('./lib/database')
+const { isClusterAddress } = require('./lib/cluster')
 const { Op } = require('./lib/native')
 const { storeOptions, snapshot, validate, isPlainObject, typeError, LONE_SURROGATE } = require('./lib/options')
 const { callbackOrPromise } = require('./lib/callbacks')
@@ -82,7 +83,8 @@ function databaseFor(database, options) {
     return { db, owned: true }
   }
   // createTable: false never changes the file: not its tables, not its journal mode.
-  if (!options.createTable && typeof database === 'string' && database !== ':memory:' && !fs.existsSync(database)) {
+  const isFile = typeof database === 'string' && database !== ':memory:' && !isClusterAddress(database)
+  if (!options.createTable && isFile && !fs.existsSync(database)) {
     throw noTable(options.tableName)
   }
   const db = new Database(database, {
@@ -104,6 +106,7 @@ class SQLiteStore extends Store {
   #disconnected = false
   #stopFatal
   #stopBackground
+  #stopConnection
   #touchesSkipped = 0
 
   /**
@@ -124,9 +127,6 @@ class SQLiteStore extends Store {
     const pruneIntervalMs = opts.pruneInterval === false ? null : Math.round(opts.pruneInterval * 1000)
     this.#columns = sessionColumns(opts)
     try {
-      if (!opts.createTable && !this.#core.hasTable(opts.tableName)) {
-        throw noTable(opts.tableName)
-      }
       this.#table = this.#core.openTable(
         opts.tableName,
         opts.createTable,
@@ -145,6 +145,13 @@ class SQLiteStore extends Store {
     // (an 'error' event nobody listens to would crash the process), and stats().
     this.#stopBackground = this.#core.onBackgroundError((error) => {
       if (this.listenerCount('error') > 0) process.nextTick(() => this.emit('error', error))
+    })
+    // A cluster that stops answering comes back: 'disconnect', then 'connect' again.
+    this.#stopConnection = this.#core.onConnection((error) => {
+      if (error !== undefined) return this.#unusable(error)
+      if (!this.#disconnected) return
+      this.#disconnected = false
+      process.nextTick(() => this.emit('connect'))
     })
     process.nextTick(() => this.emit('connect'))
   }
@@ -189,27 +196,27 @@ class SQLiteStore extends Store {
   get(sid, callback) {
     return callbackOrPromise(callback, (done) => {
       if (!this.#usableWith(done, sid)) return
-      let entry
-      try {
-        entry = this.#core.get(this.#table, sid)
-      } catch (error) {
-        return this.#core.defer(done, error)
-      }
-      if (entry === null) return this.#core.defer(done, undefined, null)
-      const [json, expires] = entry
-      const session = parseSession(json)
-      if (session === undefined) {
-        // Not a session at all (another program's row): drop it and report none.
-        return this.#core.write((error) => done(error, null), { table: this.#table, op: Op.Destroy, sid })
-      }
-      // touch() moves only the stored expiry, not the cookie inside the JSON: give the
-      // cookie the stored expiry, so that a session saved after touches (rolling) keeps
-      // the expiry the touches gave it, as with MemoryStore.
-      if (isPlainObject(session.cookie) && typeof session.cookie.expires === 'string') {
-        session.cookie.expires = new Date(expires).toISOString()
-      }
-      this.#core.defer(done, undefined, session)
+      this.#core.get(this.#table, sid, (error, entry) => this.#gotSession(done, sid, error, entry))
     })
+  }
+
+  /** get()'s second half, once the entry is read (at once, or from a cluster). */
+  #gotSession(done, sid, error, entry) {
+    if (error !== undefined) return this.#core.defer(done, error)
+    if (entry === null) return this.#core.defer(done, undefined, null)
+    const [json, expires] = entry
+    const session = parseSession(json)
+    if (session === undefined) {
+      // Not a session at all (another program's row): drop it and report none.
+      return this.#core.write((error) => done(error, null), { table: this.#table, op: Op.Destroy, sid })
+    }
+    // touch() moves only the stored expiry, not the cookie inside the JSON: give the
+    // cookie the stored expiry, so that a session saved after touches (rolling) keeps
+    // the expiry the touches gave it, as with MemoryStore.
+    if (isPlainObject(session.cookie) && typeof session.cookie.expires === 'string') {
+      session.cookie.expires = new Date(expires).toISOString()
+    }
+    this.#core.defer(done, undefined, session)
   }
 
   set(sid, session, callback) {
@@ -250,27 +257,32 @@ class SQLiteStore extends Store {
       let expires
       try {
         expires = expiryMs(session, now, this.#options.ttl)
-        if (this.#options.disableTouch || this.#options.touchAfter > 0) {
-          const lastWrite = this.#core.lastWrite(this.#table, sid)
-          if (lastWrite === null) return this.#core.defer(done, undefined, 'EXPIRED')
-          if (this.#options.disableTouch || now - lastWrite < this.#options.touchAfter * 1000) {
-            this.#touchesSkipped++
-            return this.#core.defer(done, undefined, 'OK')
-          }
-        }
-        // The stored expiry is already this one to within a cookie's precision.
-        if (this.#core.touchIsCurrent(this.#table, sid, expires)) {
-          this.#touchesSkipped++
-          return this.#core.defer(done, undefined, 'OK')
-        }
       } catch (error) {
         return this.#core.defer(done, error)
       }
-      this.#core.write(
-        (error, changed) => (error ? done(error) : done(undefined, changed > 0 ? 'OK' : 'EXPIRED')),
-        { table: this.#table, op: Op.Touch, sid, expires },
-      )
+      if (!this.#options.disableTouch && this.#options.touchAfter === 0) return this.#touchNow(done, sid, expires)
+      this.#core.lastWrite(this.#table, sid, (error, lastWrite) => {
+        if (error !== undefined) return this.#core.defer(done, error)
+        if (lastWrite === null) return this.#core.defer(done, undefined, 'EXPIRED')
+        if (this.#options.disableTouch || now - lastWrite < this.#options.touchAfter * 1000) {
+          this.#touchesSkipped++
+          return this.#core.defer(done, undefined, 'OK')
+        }
+        this.#touchNow(done, sid, expires)
+      })
     })
+  }
+
+  /** touch()'s write, unless the stored expiry is already this one to within a cookie's precision. */
+  #touchNow(done, sid, expires) {
+    if (this.#core.touchIsCurrent(this.#table, sid, expires)) {
+      this.#touchesSkipped++
+      return this.#core.defer(done, undefined, 'OK')
+    }
+    this.#core.write(
+      (error, changed) => (error ? done(error) : done(undefined, changed > 0 ? 'OK' : 'EXPIRED')),
+      { table: this.#table, op: Op.Touch, sid, expires },
+    )
   }
 
   all(callback) {
@@ -440,6 +452,7 @@ class SQLiteStore extends Store {
       this.#core.stopPruning(this.#table)
       this.#stopFatal()
       this.#stopBackground()
+      this.#stopConnection()
       if (!this.#disconnected) {
         this.#disconnected = true
         process.nextTick(() => this.emit('disconnect'))

@@ -29,6 +29,8 @@ const FATAL_CODES = new Set(['SQLITE_CORRUPT', 'SQLITE_NOTADB', 'SQLITE_IOERR', 
 
 /** Tickets the native side uses for completions nobody queued (src/worker.rs). */
 const BACKGROUND_TICKET = 0
+/** A cluster stopped answering (a failure) or answers again (src/cluster/mod.rs). */
+const CONNECTION_TICKET = 0xfffffffe
 /** The ticket of a close nobody waits for (a database closed by the finalizer). */
 const UNWATCHED_TICKET = 0xffffffff
 
@@ -70,6 +72,8 @@ class Core {
   #fatalListeners = new Set()
   /** listeners told about failures of background work (a scheduled prune) */
   #backgroundListeners = new Set()
+  /** listeners told when a cluster stops or starts answering: (error | undefined) */
+  #connectionListeners = new Set()
 
   /** `location`: a path, a Buffer image, or null for a private in-memory database. */
   constructor(location, options) {
@@ -88,10 +92,6 @@ class Core {
 
   openTable(name, createTable, defaultTtlMs, maxLifetimeMs, pruneIntervalMs, extraColumns, importFrom) {
     return this.#native.openTable(name, createTable, defaultTtlMs, maxLifetimeMs, pruneIntervalMs, extraColumns, importFrom)
-  }
-
-  hasTable(name) {
-    return this.#native.hasTable(name)
   }
 
   /** Creates a table handle's table again if it has gone (see SQLiteStore#sync). */
@@ -114,28 +114,41 @@ class Core {
     return () => this.#backgroundListeners.delete(listener)
   }
 
+  onConnection(listener) {
+    this.#connectionListeners.add(listener)
+    return () => this.#connectionListeners.delete(listener)
+  }
+
   #noticed(error) {
     if (FATAL_CODES.has(error.code)) for (const listener of this.#fatalListeners) listener(error)
     return error
   }
 
-  /** Point reads run here: a read costs a few µs, a trip to another thread far more. */
-  get(table, sid) {
-    if (this.#closed) throw closedError()
-    try {
-      return this.#native.get(table, sid)
-    } catch (error) {
-      throw this.#noticed(error)
-    }
+  /**
+   * A session's `[json, expires]` or null, to `then(error, entry)`. Here and now where
+   * the engine can (a local read costs a few µs, a trip to another thread far more;
+   * `then` is then called before this returns), else queued behind this process's
+   * writes (a cluster: every read is a network hop).
+   */
+  get(table, sid, then) {
+    this.#pointRead(then, (native) => native.get(table, sid), { table, op: Op.Get, sid })
   }
 
-  lastWrite(table, sid) {
-    if (this.#closed) throw closedError()
+  /** When the session was last written (epoch ms) or null, to `then`, as `get`. */
+  lastWrite(table, sid, then) {
+    this.#pointRead(then, (native) => native.lastWrite(table, sid), { table, op: Op.LastWrite, sid })
+  }
+
+  #pointRead(then, readNow, job) {
+    if (this.#closed) return then(closedError())
+    let found
     try {
-      return this.#native.lastWrite(table, sid)
+      found = readNow(this.#native)
     } catch (error) {
-      throw this.#noticed(error)
+      return then(this.#noticed(error))
     }
+    if (found === undefined) return this.queue(then, job)
+    then(undefined, found)
   }
 
   /**
@@ -328,6 +341,11 @@ class Core {
       if (tickets[i] === BACKGROUND_TICKET) {
         const error = fromFailure(outcomes[i])
         for (const listener of this.#backgroundListeners) listener(error)
+        continue
+      }
+      if (tickets[i] === CONNECTION_TICKET) {
+        const error = this.#failure(outcomes[i])
+        for (const listener of this.#connectionListeners) listener(error)
         continue
       }
       const done = this.#queued.get(tickets[i])

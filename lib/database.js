@@ -6,6 +6,7 @@
 const { Core } = require('./core')
 const { databaseOptions, typeError } = require('./options')
 const { callbackOrPromise } = require('./callbacks')
+const { isClusterAddress, parseClusterAddress } = require('./cluster')
 
 const kCore = Symbol('express-sqlite-native.core')
 
@@ -25,12 +26,30 @@ class Database {
   #readonly
 
   /**
-   * @param {string | Buffer} database a file path, ":memory:", or a serialized database
-   * @param {object} [options] readonly, fileMustExist, timeout (ms), wal, synchronous, cacheSize (MiB)
+   * @param {string | Buffer} database a file path, ":memory:", a serialized database, or
+   *   an rqlite cluster's address (rqlite://host:port,host:port)
+   * @param {object} [options] readonly, fileMustExist, timeout (ms), wal, synchronous,
+   *   cacheSize (MiB); for a cluster: timeout, consistency, username, password, ca
    */
   constructor(database, options) {
-    const location = locationOf(database)
     const opts = databaseOptions(options)
+    if (isClusterAddress(database)) {
+      const cluster = parseClusterAddress(database)
+      this.#name = cluster.name
+      this.#readonly = false
+      const location = {
+        nodes: cluster.nodes,
+        username: opts.username ?? cluster.username,
+        password: opts.password ?? cluster.password,
+        level: opts.consistency,
+        timeout: opts.timeout,
+        ca: opts.ca,
+      }
+      const unused = { readonly: false, fileMustExist: false, timeout: opts.timeout, wal: false, cacheSize: 0 }
+      Object.defineProperty(this, kCore, { value: new Core(location, unused) })
+      return
+    }
+    const location = locationOf(database)
     this.#name = typeof database === 'string' ? database : ':memory:'
     this.#readonly = opts.readonly
     const walForFile = location !== null && typeof location === 'string' && opts.wal

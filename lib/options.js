@@ -121,6 +121,12 @@ const DATABASE_OPTIONS = {
   wal: check.boolean,
   synchronous: check.synchronous,
   cacheSize: (value) => (Number.isSafeInteger(value) && value >= 0 && value <= 65536) || 'an integer number of MiB from 0 to 65536',
+  // An rqlite cluster's (see lib/cluster.js); a file ignores them.
+  consistency: (value) =>
+    ['none', 'weak', 'linearizable', 'strong'].includes(value) || "'none', 'weak', 'linearizable' or 'strong'",
+  username: check.nonEmptyString,
+  password: (value) => typeof value === 'string' || 'a string',
+  ca: (value) => typeof value === 'string' || Buffer.isBuffer(value) || 'PEM text (a string or a Buffer)',
 }
 
 /** MiB of sessions the read cache keeps: 100,000 sessions of ~0.5 KB. */
@@ -190,6 +196,10 @@ function databaseOptions(input) {
     wal: options.wal ?? true,
     synchronous: options.synchronous,
     cacheSize: options.cacheSize ?? DEFAULT_CACHE_MIB,
+    consistency: options.consistency ?? 'weak',
+    username: options.username,
+    password: options.password,
+    ca: options.ca === undefined ? undefined : String(options.ca),
   }
 }
 

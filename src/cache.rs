@@ -275,7 +275,13 @@ impl Section {
             Op::Destroy { sid } => Change::Gone { table: name, sid: sid.clone() },
             Op::Set { sid, .. } | Op::Touch { sid, .. } => Change::Forget { table: name, sid: sid.clone() },
             Op::Clear | Op::DestroyByUser { .. } | Op::Prune { .. } => Change::ForgetTable { table: name },
-            Op::Length | Op::Ids | Op::All | Op::IdsByUser { .. } | Op::CountExpired => return,
+            Op::Length
+            | Op::Ids
+            | Op::All
+            | Op::IdsByUser { .. }
+            | Op::CountExpired
+            | Op::Get { .. }
+            | Op::LastWrite { .. } => return,
         };
         self.changes.push(change);
     }

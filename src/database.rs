@@ -235,16 +235,6 @@ impl Database {
         Ok(())
     }
 
-    /// Whether a table of that name exists (read only; for `createTable: false`).
-    pub fn has_table(&self, name: &str) -> StoreResult<bool> {
-        let conn = lock(&self.open_parts()?.read);
-        Ok(conn.query_row(
-            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1 COLLATE NOCASE)",
-            [name],
-            |r| r.get(0),
-        )?)
-    }
-
     /// The live session's data, or None when missing or expired.
     pub fn get(&self, table: u32, sid: &str) -> StoreResult<Option<String>> {
         Ok(self.get_entry(table, sid)?.map(|(data, _)| data))
@@ -493,6 +483,83 @@ fn keep_wal_on_close(conn: &Conn) {
 fn is_wal(conn: &Conn) -> StoreResult<bool> {
     let mode: String = conn.query_row("PRAGMA journal_mode", [], |row| row.get(0))?;
     Ok(mode.eq_ignore_ascii_case("wal"))
+}
+
+/// The local file (or in-memory database): reads and quiet-time writes on the calling
+/// thread, the rest on the writer thread.
+impl crate::engine::Engine for Database {
+    fn open_table(&mut self, options: &TableOptions) -> StoreResult<u32> {
+        Database::open_table(self, options)
+    }
+
+    fn sync_table(&self, table: u32) -> StoreResult<()> {
+        Database::sync_table(self, table)
+    }
+
+    fn read_now(&self, table: u32, op: &Op) -> Option<StoreResult<Outcome>> {
+        Some(match op {
+            Op::Get { sid } => {
+                self.get_entry(table, sid).map(|found| found.map_or(Outcome::Missing, |(d, e)| Outcome::Entry(d, e)))
+            }
+            Op::LastWrite { sid } => {
+                self.last_write(table, sid).map(|found| found.map_or(Outcome::Missing, Outcome::Count))
+            }
+            _ => return None,
+        })
+    }
+
+    fn touch_is_current(&self, table: u32, sid: &str, expires: i64) -> bool {
+        Database::touch_is_current(self, table, sid, expires).unwrap_or(false)
+    }
+
+    fn run(&self, jobs: &[(u32, Op)]) -> StoreResult<Option<crate::engine::Outcomes>> {
+        Database::run(self, jobs)
+    }
+
+    fn queue(&self, jobs: Vec<(u32, u32, Op)>) -> StoreResult<()> {
+        Database::queue(self, jobs)
+    }
+
+    fn prune(&self, ticket: u32, table: u32) -> StoreResult<()> {
+        Database::prune(self, ticket, table)
+    }
+
+    fn stop_pruning(&self, table: u32) -> StoreResult<()> {
+        Database::stop_pruning(self, table)
+    }
+
+    fn backup(&self, ticket: u32, target: std::path::PathBuf) -> StoreResult<()> {
+        Database::backup(self, ticket, target)
+    }
+
+    fn serialize(&self) -> StoreResult<Vec<u8>> {
+        Database::serialize(self)
+    }
+
+    fn counters(&self) -> crate::engine::Counters {
+        let stats = self.prune_stats();
+        let (file_bytes, wal_bytes) = self.file_sizes();
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        crate::engine::Counters {
+            prune_runs: load(&stats.runs),
+            rows_pruned: load(&stats.rows),
+            prunes_skipped: load(&stats.skipped),
+            prune_errors: load(&stats.errors),
+            checkpoints: load(&stats.checkpoints),
+            busy_retries: self.busy_retries(),
+            cached_reads: self.cache_hits(),
+            file_bytes,
+            wal_bytes,
+        }
+    }
+
+    fn is_memory(&self) -> bool {
+        Database::is_memory(self)
+    }
+
+    fn close_in_background(&mut self, done: crate::engine::OnClosed) -> StoreResult<()> {
+        Database::close_in_background(self, done)
+    }
 }
 
 impl Drop for Database {

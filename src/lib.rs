@@ -14,8 +14,12 @@ pub mod backup;
 pub mod batch;
 /// Sessions answered from memory while nobody else commits.
 pub mod cache;
+/// The rqlite engine: the same store on a cluster.
+pub mod cluster;
 /// One open database: its connections, threads, tables and the entry points above.
 pub mod database;
+/// The interface every engine (local file, cluster) implements.
+pub mod engine;
 /// Errors as users see them: a code and a message without session data.
 pub mod error;
 /// Whether the files at the path are still the ones opened.

@@ -6,7 +6,9 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 use std::sync::{Arc, Mutex};
 
+use crate::cluster::{ClientOptions, Cluster, Level};
 use crate::database::{Database, TableOptions};
+use crate::engine::Engine;
 use crate::error::StoreError;
 use crate::import::{ImportSource, SourceKind};
 use crate::open::{Location, OpenOptions, Synchronous};
@@ -39,15 +41,19 @@ pub struct Failure {
     pub message: String,
 }
 
-type JsOutcome = Either3<i64, Vec<String>, Failure>;
+/// An outcome as JS sees it: a count, strings, a failure, a session's `[data, expires]`,
+/// or null (no such session).
+type JsOutcome = Either5<i64, Vec<String>, Failure, (String, i64), Null>;
 type CompletionArgs = FnArgs<(Vec<u32>, Vec<JsOutcome>)>;
 type CompletionFn = ThreadsafeFunction<Vec<Completion>, Unknown<'static>, CompletionArgs, Status, false, true>;
 
 fn outcome_to_js(result: crate::error::StoreResult<Outcome>) -> JsOutcome {
     match result {
-        Ok(Outcome::Count(n)) => Either3::A(n),
-        Ok(Outcome::Strings(strings)) => Either3::B(strings),
-        Err(e) => Either3::C(Failure { code: e.code, message: e.message }),
+        Ok(Outcome::Count(n)) => Either5::A(n),
+        Ok(Outcome::Strings(strings)) => Either5::B(strings),
+        Err(e) => Either5::C(Failure { code: e.code, message: e.message }),
+        Ok(Outcome::Entry(data, expires)) => Either5::D((data, expires)),
+        Ok(Outcome::Missing) => Either5::E(Null),
     }
 }
 
@@ -96,6 +102,8 @@ pub enum Op {
     IdsByUser,
     DestroyByUser,
     CountExpired,
+    Get,
+    LastWrite,
 }
 
 /// One job as JS describes it: what it does, to which table handle, with what.
@@ -140,6 +148,8 @@ impl JsJob {
             Op::IdsByUser => ops::Op::IdsByUser { key: key.ok_or_else(|| missing("a user key"))? },
             Op::DestroyByUser => ops::Op::DestroyByUser { key: key.ok_or_else(|| missing("a user key"))?, except: sid },
             Op::CountExpired => ops::Op::CountExpired,
+            Op::Get => ops::Op::Get { sid: sid_or(sid)? },
+            Op::LastWrite => ops::Op::LastWrite { sid: sid_or(sid)? },
         };
         Ok((table, op))
     }
@@ -184,19 +194,71 @@ pub struct NativeOpenOptions {
     pub synchronous: Option<String>,
 }
 
+/// Where an rqlite cluster is and how to talk to it.
+#[napi(object)]
+pub struct NativeClusterOptions {
+    /// `http(s)://host:port` of each node.
+    pub nodes: Vec<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// Read consistency: "none", "weak", "linearizable" or "strong".
+    pub level: String,
+    /// Milliseconds one call may take, retries included.
+    pub timeout: u32,
+    /// PEM certificates to trust for https nodes.
+    pub ca: Option<String>,
+}
+
+/// A point read's answer now, null for no such session, or undefined: queue it.
+type ReadNow<T> = Either3<T, Null, Undefined>;
+
+fn read_now<T>(
+    outcome: Option<crate::error::StoreResult<Outcome>>,
+    hit: impl FnOnce(Outcome) -> Option<T>,
+) -> Result<ReadNow<T>, ErrorCode> {
+    match outcome {
+        None => Ok(Either3::C(())),
+        Some(Err(e)) => Err(to_js(e)),
+        Some(Ok(Outcome::Missing)) => Ok(Either3::B(Null)),
+        Some(Ok(found)) => hit(found)
+            .map(Either3::A)
+            .ok_or_else(|| to_js(StoreError::new("ERR_INTERNAL", "a point read gave an outcome of another kind"))),
+    }
+}
+
 #[napi]
 pub struct NativeDatabase {
-    db: Database,
+    db: Box<dyn Engine>,
     completions: SharedCompletionFn,
+}
+
+/// The thread-safe function completions reach JS through, and the sink engines use.
+fn completion_function(
+    on_complete: Function<'_, CompletionArgs, Unknown<'static>>,
+) -> Result<(SharedCompletionFn, Arc<dyn CompletionSink>), ErrorCode> {
+    let completions_fn: CompletionFn = on_complete
+        .build_threadsafe_function::<Vec<Completion>>()
+        .callee_handled::<false>()
+        .weak::<true>()
+        .build_callback(|ctx| {
+            let (tickets, outcomes): (Vec<u32>, Vec<JsOutcome>) =
+                ctx.value.into_iter().map(|c| (c.ticket, outcome_to_js(c.result))).unzip();
+            Ok(FnArgs::from((tickets, outcomes)))
+        })
+        .map_err(|e| to_js(StoreError::new("ERR_INTERNAL", e.reason.clone())))?;
+    let completions = Arc::new(Mutex::new(Some(completions_fn)));
+    let sink: Arc<dyn CompletionSink> = Arc::new(JsSink(Arc::clone(&completions)));
+    Ok((completions, sink))
 }
 
 #[napi]
 impl NativeDatabase {
-    /// `location`: a file path, a serialized image (Buffer), or null for a private
-    /// in-memory database. `onComplete(tickets, outcomes)` receives queued results.
+    /// `location`: a file path, a serialized image (Buffer), an rqlite cluster, or null
+    /// for a private in-memory database. `onComplete(tickets, outcomes)` receives
+    /// queued results.
     #[napi(constructor, catch_unwind)]
     pub fn new(
-        location: Option<Either<String, Buffer>>,
+        location: Option<Either3<String, Buffer, NativeClusterOptions>>,
         options: NativeOpenOptions,
         #[napi(
             ts_arg_type = "(tickets: number[], outcomes: Array<number | string[] | { code: string; message: string }>) => void"
@@ -205,8 +267,27 @@ impl NativeDatabase {
     ) -> Result<Self, ErrorCode> {
         let location = match location {
             None => Location::Memory(None),
-            Some(Either::A(path)) => Location::File(path.into()),
-            Some(Either::B(image)) => Location::Memory(Some(image.to_vec())),
+            Some(Either3::A(path)) => Location::File(path.into()),
+            Some(Either3::B(image)) => Location::Memory(Some(image.to_vec())),
+            Some(Either3::C(cluster)) => {
+                let level = Level::parse(&cluster.level).ok_or_else(|| {
+                    to_js(StoreError::new(
+                        "ERR_INVALID_ARG_VALUE",
+                        format!("unknown consistency level {}", cluster.level),
+                    ))
+                })?;
+                let options = ClientOptions {
+                    nodes: cluster.nodes,
+                    username: cluster.username,
+                    password: cluster.password,
+                    level,
+                    timeout: std::time::Duration::from_millis(u64::from(cluster.timeout.max(1))),
+                    ca_pem: cluster.ca,
+                };
+                let (completions, sink) = completion_function(on_complete)?;
+                let db = Cluster::open(options, sink).map_err(to_js)?;
+                return Ok(NativeDatabase { db: Box::new(db), completions });
+            }
         };
         let synchronous = match options.synchronous.as_deref() {
             None => None,
@@ -227,20 +308,9 @@ impl NativeDatabase {
             synchronous,
             session_cache_bytes: options.cache_size as usize * 1024 * 1024,
         };
-        let completions_fn: CompletionFn = on_complete
-            .build_threadsafe_function::<Vec<Completion>>()
-            .callee_handled::<false>()
-            .weak::<true>()
-            .build_callback(|ctx| {
-                let (tickets, outcomes): (Vec<u32>, Vec<JsOutcome>) =
-                    ctx.value.into_iter().map(|c| (c.ticket, outcome_to_js(c.result))).unzip();
-                Ok(FnArgs::from((tickets, outcomes)))
-            })
-            .map_err(|e| to_js(StoreError::new("ERR_INTERNAL", e.reason.clone())))?;
-        let completions = Arc::new(Mutex::new(Some(completions_fn)));
-        let sink = Arc::new(JsSink(Arc::clone(&completions)));
+        let (completions, sink) = completion_function(on_complete)?;
         let db = Database::open(location, open_options, sink).map_err(to_js)?;
-        Ok(NativeDatabase { db, completions })
+        Ok(NativeDatabase { db: Box::new(db), completions })
     }
 
     #[napi(catch_unwind)]
@@ -297,11 +367,6 @@ impl NativeDatabase {
         self.db.sync_table(table).map_err(to_js)
     }
 
-    #[napi(catch_unwind)]
-    pub fn has_table(&self, name: String) -> Result<bool, ErrorCode> {
-        self.db.has_table(&name).map_err(to_js)
-    }
-
     /// Prunes a table now on the upkeep thread; the deleted count arrives at onComplete.
     #[napi(catch_unwind)]
     pub fn prune(&self, ticket: u32, table: u32) -> Result<(), ErrorCode> {
@@ -313,22 +378,30 @@ impl NativeDatabase {
         self.db.stop_pruning(table).map_err(to_js)
     }
 
-    /// The live session's JSON and its stored expiry (epoch ms), or null.
-    #[napi(catch_unwind, ts_return_type = "[string, number] | null")]
-    pub fn get(&self, table: u32, sid: String) -> Result<Option<(String, i64)>, ErrorCode> {
-        self.db.get_entry(table, &sid).map_err(to_js)
+    /// The live session's JSON and its stored expiry (epoch ms), null when there is
+    /// none, or undefined when only a queued `Op.Get` can answer.
+    #[napi(catch_unwind, ts_return_type = "[string, number] | null | undefined")]
+    pub fn get(&self, table: u32, sid: String) -> Result<ReadNow<(String, i64)>, ErrorCode> {
+        read_now(self.db.read_now(table, &ops::Op::Get { sid }), |found| match found {
+            Outcome::Entry(data, expires) => Some((data, expires)),
+            _ => None,
+        })
     }
 
-    /// Whether a touch to `expires` can be skipped (see Database::touch_is_current).
+    /// Whether a touch to `expires` can be skipped (see Engine::touch_is_current).
     #[napi(catch_unwind)]
     pub fn touch_is_current(&self, table: u32, sid: String, expires: i64) -> bool {
-        self.db.touch_is_current(table, &sid, expires).unwrap_or(false)
+        self.db.touch_is_current(table, &sid, expires)
     }
 
-    /// When the live session was last written (epoch ms), or null when missing or expired.
-    #[napi(catch_unwind)]
-    pub fn last_write(&self, table: u32, sid: String) -> Result<Option<i64>, ErrorCode> {
-        self.db.last_write(table, &sid).map_err(to_js)
+    /// When the live session was last written (epoch ms), null when missing or
+    /// expired, or undefined when only a queued `Op.LastWrite` can answer.
+    #[napi(catch_unwind, ts_return_type = "number | null | undefined")]
+    pub fn last_write(&self, table: u32, sid: String) -> Result<ReadNow<i64>, ErrorCode> {
+        read_now(self.db.read_now(table, &ops::Op::LastWrite { sid }), |found| match found {
+            Outcome::Count(touched) => Some(touched),
+            _ => None,
+        })
     }
 
     /// Runs a batch now on the JS thread, in one transaction: the outcomes in order, or
@@ -374,19 +447,17 @@ impl NativeDatabase {
     /// Counters and sizes that cost nothing to read (no SQL).
     #[napi(catch_unwind)]
     pub fn counters(&self) -> Counters {
-        let stats = self.db.prune_stats();
-        let (file_bytes, wal_bytes) = self.db.file_sizes();
-        let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed) as f64;
+        let c = self.db.counters();
         Counters {
-            prune_runs: load(&stats.runs),
-            rows_pruned: load(&stats.rows),
-            prunes_skipped: load(&stats.skipped),
-            prune_errors: load(&stats.errors),
-            checkpoints: load(&stats.checkpoints),
-            busy_retries: self.db.busy_retries() as f64,
-            cached_reads: self.db.cache_hits() as f64,
-            file_bytes: file_bytes as f64,
-            wal_bytes: wal_bytes as f64,
+            prune_runs: c.prune_runs as f64,
+            rows_pruned: c.rows_pruned as f64,
+            prunes_skipped: c.prunes_skipped as f64,
+            prune_errors: c.prune_errors as f64,
+            checkpoints: c.checkpoints as f64,
+            busy_retries: c.busy_retries as f64,
+            cached_reads: c.cached_reads as f64,
+            file_bytes: c.file_bytes as f64,
+            wal_bytes: c.wal_bytes as f64,
         }
     }
 
@@ -408,10 +479,10 @@ impl NativeDatabase {
         let completions = Arc::clone(&self.completions);
         let sink = JsSink(Arc::clone(&self.completions));
         self.db
-            .close_in_background(move |result| {
+            .close_in_background(Box::new(move |result| {
                 sink.deliver(vec![Completion { ticket, result: result.map(|()| Outcome::Count(0)) }]);
                 crate::lock(&completions).take();
-            })
+            }))
             .map_err(to_js)
     }
 }

@@ -76,12 +76,30 @@ pub enum Op {
     },
     /// Rows expired but not yet pruned.
     CountExpired,
+    /// The live session's data and stored expiry (`Entry`, or `Missing`). Answered on
+    /// the calling thread where the engine can (`Engine::read_now`), else queued.
+    Get {
+        sid: String,
+    },
+    /// When the live session was last written (`Count` of epoch ms, or `Missing`).
+    LastWrite {
+        sid: String,
+    },
 }
 
 impl Op {
     /// Whether the operation changes rows; the others only read and need no write lock.
     pub fn writes(&self) -> bool {
-        !matches!(self, Op::Length | Op::Ids | Op::All | Op::IdsByUser { .. } | Op::CountExpired)
+        !matches!(
+            self,
+            Op::Length
+                | Op::Ids
+                | Op::All
+                | Op::IdsByUser { .. }
+                | Op::CountExpired
+                | Op::Get { .. }
+                | Op::LastWrite { .. }
+        )
     }
 }
 
@@ -91,6 +109,10 @@ pub enum Outcome {
     Count(i64),
     /// Ids, or for `All` id and data alternating.
     Strings(Vec<String>),
+    /// A session's data and stored expiry (`Get`).
+    Entry(String, i64),
+    /// No such live session (`Get`, `LastWrite`).
+    Missing,
 }
 
 pub fn now_ms() -> i64 {
@@ -170,6 +192,10 @@ pub fn run(conn: &Connection, table: &Table, op: &Op, now: i64) -> StoreResult<O
             let mut stmt = conn.prepare_cached(&sql.count_expired)?;
             Ok(Outcome::Count(stmt.query_row([now], |row| row.get(0))?))
         }
+        Op::Get { sid } => {
+            Ok(get_entry(conn, table, sid, now)?.map_or(Outcome::Missing, |(d, e)| Outcome::Entry(d, e)))
+        }
+        Op::LastWrite { sid } => Ok(last_write(conn, table, sid, now)?.map_or(Outcome::Missing, Outcome::Count)),
     }
 }
 

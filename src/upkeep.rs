@@ -24,7 +24,7 @@ pub const PRUNE_BATCH: i64 = 500;
 /// How long a prune lease lasts if its holder dies mid-prune.
 const LEASE_MS: i64 = 5 * 60 * 1000;
 
-const LEASE_TABLE: &str = "express_sqlite_native_leases";
+pub const LEASE_TABLE: &str = "express_sqlite_native_leases";
 
 /// Counters for stats; written by the upkeep thread, read from any thread.
 #[derive(Debug, Default)]

@@ -1,0 +1,391 @@
+//! The rqlite engine: the same store on a cluster of rqlite nodes. Nothing runs on the
+//! calling thread (every call is a network hop): jobs are queued to the cluster thread,
+//! which sends the writes that arrived together as one transaction (one Raft entry)
+//! and the reads that arrived together as one query, in arrival order, and delivers
+//! each outcome once rqlite has answered (for a write: once a quorum has it).
+//!
+//! Tables are set up by the same thread before the first job that uses them, so
+//! opening a store never waits for the network either. What a cluster has no use for
+//! (the session cache, file checks, WAL upkeep) is simply absent.
+
+mod client;
+mod statements;
+mod upkeep;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use client::{Client, Reply, Statement};
+pub use client::{ClientOptions, Level};
+
+use crate::database::TableOptions;
+use crate::engine::{Counters, Engine, OnClosed, Outcomes};
+use crate::error::{StoreError, StoreResult};
+use crate::ops::{self, Op, Outcome, Table};
+use crate::upkeep::PruneStats;
+use crate::worker::{Completion, CompletionSink};
+
+/// The ticket of a change in the cluster's reachability: `Ok` when it answers again,
+/// the error when it stopped answering (the JS side emits 'connect' / 'disconnect').
+pub const CONNECTION_TICKET: u32 = 0xffff_fffe;
+
+/// Most jobs in one request: bounds a request's size and a Raft entry's.
+const MAX_BATCH: usize = 512;
+
+/// How often the cluster thread asks whether the cluster is back while it is not.
+const PROBE_EVERY: Duration = Duration::from_millis(250);
+
+/// A table on the cluster and whether its setup has run.
+struct ClusterTable {
+    table: Arc<Table>,
+    create: bool,
+    ready: AtomicBool,
+}
+
+enum Task {
+    Jobs(Vec<(u32, u32, Op)>),
+    /// Set the table up (again) before the next job.
+    Prepare(u32),
+    /// Finish what is queued, then stop.
+    Stop,
+}
+
+pub struct Cluster {
+    tables: Vec<Arc<ClusterTable>>,
+    tasks: Option<Sender<Task>>,
+    /// The cluster thread learns of tables through this list, shared with it.
+    shared_tables: Arc<std::sync::Mutex<Vec<Arc<ClusterTable>>>>,
+    thread: Option<JoinHandle<()>>,
+    upkeep: Option<upkeep::Upkeep>,
+    stats: Arc<PruneStats>,
+}
+
+impl Cluster {
+    pub fn open(options: ClientOptions, sink: Arc<dyn CompletionSink>) -> StoreResult<Cluster> {
+        let client = Arc::new(Client::new(options)?);
+        let stats = Arc::new(PruneStats::default());
+        let shared_tables = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (tasks, receiver) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("rqlite-session-cluster".into())
+            .spawn({
+                let (client, sink, tables) = (Arc::clone(&client), Arc::clone(&sink), Arc::clone(&shared_tables));
+                move || ClusterThread { client, sink, tables, up: true }.run(receiver)
+            })
+            .map_err(|e| StoreError::new("ERR_THREAD", format!("cannot start the cluster thread: {e}")))?;
+        let upkeep = upkeep::Upkeep::start(client, sink, Arc::clone(&stats))?;
+        Ok(Cluster {
+            tables: Vec::new(),
+            tasks: Some(tasks),
+            shared_tables,
+            thread: Some(thread),
+            upkeep: Some(upkeep),
+            stats,
+        })
+    }
+
+    fn send(&self, task: Task) -> StoreResult<()> {
+        let tasks = self.tasks.as_ref().ok_or_else(StoreError::closed)?;
+        tasks.send(task).map_err(|_| StoreError::new("ERR_INTERNAL", "the cluster thread has stopped"))
+    }
+
+    fn table(&self, id: u32) -> StoreResult<&Arc<ClusterTable>> {
+        self.tables.get(id as usize).ok_or_else(|| StoreError::new("ERR_INTERNAL", "unknown table handle"))
+    }
+
+    fn upkeep(&self) -> StoreResult<&upkeep::Upkeep> {
+        self.upkeep.as_ref().ok_or_else(StoreError::closed)
+    }
+
+    fn shut_down(&mut self) -> Option<(JoinHandle<()>, upkeep::Upkeep)> {
+        let tasks = self.tasks.take()?;
+        let _ = tasks.send(Task::Stop);
+        Some((self.thread.take()?, self.upkeep.take()?))
+    }
+}
+
+impl Engine for Cluster {
+    fn open_table(&mut self, options: &TableOptions) -> StoreResult<u32> {
+        crate::sql::check_extra_columns(&options.extra_columns)
+            .map_err(|m| StoreError::new("ERR_INVALID_ARG_VALUE", m))?;
+        if options.import.is_some() {
+            return Err(StoreError::new(
+                "ERR_NOT_SUPPORTED",
+                "importFrom reads another store's table in the same SQLite file; on a cluster, copy sessions with \
+                 the copy-sessions command instead",
+            ));
+        }
+        let table = Arc::new(Table::with_extra_columns(&options.name, options.max_lifetime_ms, &options.extra_columns));
+        let entry = Arc::new(ClusterTable {
+            table: Arc::clone(&table),
+            create: options.create_table,
+            ready: AtomicBool::new(false),
+        });
+        let id = self.tables.len() as u32;
+        crate::lock(&self.shared_tables).push(Arc::clone(&entry));
+        self.tables.push(entry);
+        self.send(Task::Prepare(id))?;
+        if let Some(interval) = options.prune_interval {
+            self.upkeep()?.schedule(table, interval);
+        }
+        Ok(id)
+    }
+
+    fn sync_table(&self, table: u32) -> StoreResult<()> {
+        self.table(table)?.ready.store(false, Ordering::Relaxed);
+        self.send(Task::Prepare(table))
+    }
+
+    fn read_now(&self, _: u32, _: &Op) -> Option<StoreResult<Outcome>> {
+        None
+    }
+
+    fn touch_is_current(&self, _: u32, _: &str, _: i64) -> bool {
+        false
+    }
+
+    fn run(&self, _: &[(u32, Op)]) -> StoreResult<Option<Outcomes>> {
+        Ok(None)
+    }
+
+    fn queue(&self, jobs: Vec<(u32, u32, Op)>) -> StoreResult<()> {
+        for (_, table, _) in &jobs {
+            self.table(*table)?;
+        }
+        self.send(Task::Jobs(jobs))
+    }
+
+    fn prune(&self, ticket: u32, table: u32) -> StoreResult<()> {
+        self.upkeep()?.request(ticket, Arc::clone(&self.table(table)?.table))
+    }
+
+    fn stop_pruning(&self, table: u32) -> StoreResult<()> {
+        self.upkeep()?.unschedule(&self.table(table)?.table);
+        Ok(())
+    }
+
+    fn backup(&self, ticket: u32, target: std::path::PathBuf) -> StoreResult<()> {
+        self.upkeep()?.backup(ticket, target)
+    }
+
+    fn serialize(&self) -> StoreResult<Vec<u8>> {
+        Err(StoreError::new(
+            "ERR_NOT_SUPPORTED",
+            "a cluster has no local image to serialize; backup(path) writes a copy of it to a file",
+        ))
+    }
+
+    fn counters(&self) -> Counters {
+        let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+        Counters {
+            prune_runs: load(&self.stats.runs),
+            rows_pruned: load(&self.stats.rows),
+            prunes_skipped: load(&self.stats.skipped),
+            prune_errors: load(&self.stats.errors),
+            ..Counters::default()
+        }
+    }
+
+    fn is_memory(&self) -> bool {
+        false
+    }
+
+    fn close_in_background(&mut self, done: OnClosed) -> StoreResult<()> {
+        let Some((thread, mut upkeep)) = self.shut_down() else {
+            done(Ok(()));
+            return Ok(());
+        };
+        let spawned = std::thread::Builder::new().name("rqlite-session-close".into()).spawn(move || {
+            upkeep.shutdown();
+            let joined = thread.join();
+            done(joined.map_err(|_| StoreError::new("ERR_INTERNAL", "the cluster thread hit an internal error")));
+        });
+        spawned.map(drop).map_err(|e| StoreError::new("ERR_THREAD", format!("cannot start the closing thread: {e}")))
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if let Some((thread, mut upkeep)) = self.shut_down() {
+            upkeep.shutdown();
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The thread that talks to the cluster for the JS side's jobs.
+struct ClusterThread {
+    client: Arc<Client>,
+    sink: Arc<dyn CompletionSink>,
+    tables: Arc<std::sync::Mutex<Vec<Arc<ClusterTable>>>>,
+    /// Whether the cluster answered last time (reported on change only).
+    up: bool,
+}
+
+impl ClusterThread {
+    fn run(mut self, tasks: Receiver<Task>) {
+        loop {
+            let first = if self.up {
+                match tasks.recv() {
+                    Ok(task) => task,
+                    Err(_) => return,
+                }
+            } else {
+                match tasks.recv_timeout(PROBE_EVERY) {
+                    Ok(task) => task,
+                    Err(RecvTimeoutError::Timeout) => {
+                        if self.client.ready() {
+                            self.reachable(Ok(()));
+                        }
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
+            };
+            // Everything queued meanwhile goes in this round: one request per kind.
+            let mut jobs = Vec::new();
+            let mut stop = false;
+            for task in std::iter::once(first).chain(std::iter::from_fn(|| tasks.try_recv().ok())) {
+                match task {
+                    Task::Jobs(more) => jobs.extend(more),
+                    Task::Prepare(id) => {
+                        if let Some(table) = crate::lock(&self.tables).get(id as usize) {
+                            table.ready.store(false, Ordering::Relaxed);
+                        }
+                    }
+                    Task::Stop => stop = true,
+                }
+                if jobs.len() >= MAX_BATCH {
+                    break;
+                }
+            }
+            if !jobs.is_empty() {
+                let completions = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run_jobs(&jobs)))
+                    .unwrap_or_else(|_| {
+                        let failed = StoreError::new("ERR_INTERNAL", "the cluster thread hit an internal error");
+                        jobs.iter()
+                            .map(|(ticket, ..)| Completion { ticket: *ticket, result: Err(failed.clone()) })
+                            .collect()
+                    });
+                self.sink.deliver(completions);
+            }
+            if stop {
+                return;
+            }
+        }
+    }
+
+    /// Runs jobs in order: consecutive writes as one transaction, consecutive reads as
+    /// one query. A read sent after a write sees it: the write was acknowledged first.
+    fn run_jobs(&mut self, jobs: &[(u32, u32, Op)]) -> Vec<Completion> {
+        let mut completions = Vec::with_capacity(jobs.len());
+        let mut start = 0;
+        while start < jobs.len() {
+            let writes = jobs[start].2.writes();
+            let end =
+                jobs[start..].iter().position(|(_, _, op)| op.writes() != writes).map_or(jobs.len(), |n| start + n);
+            let segment = &jobs[start..end];
+            let outcomes = self.run_segment(segment, writes);
+            completions.extend(
+                segment.iter().zip(outcomes).map(|((ticket, ..), result)| Completion { ticket: *ticket, result }),
+            );
+            start = end;
+        }
+        completions
+    }
+
+    fn run_segment(&mut self, jobs: &[(u32, u32, Op)], writes: bool) -> Outcomes {
+        let now = ops::now_ms();
+        // Tables first set up (or their setup's error, for the jobs that use them).
+        let mut statements: Vec<Option<Statement>> = Vec::with_capacity(jobs.len());
+        let mut outcomes: Vec<Option<StoreResult<Outcome>>> = Vec::with_capacity(jobs.len());
+        for (_, table, op) in jobs {
+            let prepared = self.prepared(*table).and_then(|table| statements::for_job(&table, op, now));
+            match prepared {
+                Ok(statement) => {
+                    statements.push(Some(statement));
+                    outcomes.push(None);
+                }
+                Err(error) => {
+                    statements.push(None);
+                    outcomes.push(Some(Err(error)));
+                }
+            }
+        }
+        let sendable: Vec<Statement> = statements.iter().flatten().cloned().collect();
+        let replies = if writes { self.client.execute(&sendable, true) } else { self.client.query(&sendable) };
+        let replies = match replies {
+            Ok(replies) => {
+                self.reachable(Ok(()));
+                replies
+            }
+            Err(error) => {
+                self.reachable(Err(&error));
+                return outcomes.into_iter().map(|o| o.unwrap_or_else(|| Err(error.clone()))).collect();
+            }
+        };
+        let failed = replies.len() < sendable.len() || replies.iter().any(|r| matches!(r, Reply::Failed(_)));
+        let mut replies = replies.into_iter();
+        let pending =
+            jobs.iter().zip(statements).zip(outcomes.iter_mut()).filter(|((_, s), o)| s.is_some() && o.is_none());
+        if writes && failed && jobs.len() > 1 {
+            // The transaction rolled back: each job alone, so each outcome is its own.
+            for (((_, _, op), statement), outcome) in pending {
+                let alone = statement.map(|s| self.client.execute(&[s], true)).unwrap_or_else(|| Ok(Vec::new()));
+                *outcome =
+                    Some(alone.and_then(|mut r| {
+                        statements::outcome(op, r.pop().unwrap_or(Reply::Failed("no reply".into())))
+                    }));
+            }
+        } else {
+            for (((_, _, op), _), outcome) in pending {
+                let reply = replies.next().unwrap_or_else(|| Reply::Failed("the transaction was rolled back".into()));
+                *outcome = Some(statements::outcome(op, reply));
+            }
+        }
+        outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| Err(StoreError::new("ERR_INTERNAL", "a job got no outcome"))))
+            .collect()
+    }
+
+    /// The table, set up on the cluster if that has not happened yet.
+    fn prepared(&mut self, id: u32) -> StoreResult<Arc<Table>> {
+        let entry = crate::lock(&self.tables)
+            .get(id as usize)
+            .cloned()
+            .ok_or_else(|| StoreError::new("ERR_INTERNAL", "unknown table handle"))?;
+        if !entry.ready.load(Ordering::Relaxed) {
+            let result = upkeep::set_up_table(&self.client, &entry.table, entry.create);
+            if let Err(error) = &result {
+                if error.code == "ERR_CLUSTER_UNAVAILABLE" {
+                    self.reachable(Err(error));
+                }
+            }
+            result?;
+            entry.ready.store(true, Ordering::Relaxed);
+        }
+        Ok(Arc::clone(&entry.table))
+    }
+
+    /// Reports a change in whether the cluster answers.
+    fn reachable(&mut self, result: Result<(), &StoreError>) {
+        let up = match result {
+            Ok(()) => true,
+            Err(error) if error.code == "ERR_CLUSTER_UNAVAILABLE" => false,
+            Err(_) => return,
+        };
+        if up == self.up {
+            return;
+        }
+        self.up = up;
+        let result = match result {
+            Ok(()) => Ok(Outcome::Count(1)),
+            Err(error) => Err(error.clone()),
+        };
+        self.sink.deliver(vec![Completion { ticket: CONNECTION_TICKET, result }]);
+    }
+}
