@@ -146,4 +146,5 @@ export declare const enum Op {
   CountExpired = 9,
   Get = 10,
   LastWrite = 11,
+  Export = 12,
 }

@@ -208,9 +208,19 @@ export declare class SQLiteStore extends Store {
   /** The whole database as a serialized SQLite image. */
   serialize(): Buffer
 
-  /** Writes a consistent copy of the live database to a file, off the event loop. */
+  /**
+   * Writes a consistent copy of the live database to a file, off the event loop (on an
+   * rqlite cluster: the cluster's database, from rqlite's backup endpoint).
+   */
   backup(path: string, callback: ErrorOnlyCallback): void
   backup(path: string): Promise<void>
+
+  /**
+   * Copies every live session, with its expiry, into another store (a file into a
+   * cluster or back); the count copied. Sessions of the same id there are overwritten.
+   */
+  copyTo(target: SQLiteStore, callback: (error: unknown, copied?: number) => void): void
+  copyTo(target: SQLiteStore): Promise<number>
 
   /**
    * connect-session-sequelize's sync(): creates the table (with any column or index it

@@ -445,6 +445,54 @@ class SQLiteStore extends Store {
    * file is closed, and the event loop never waits for it. Idempotent; later calls of
    * any method get ERR_STORE_CLOSED.
    */
+  /**
+   * Copies every live session, with its expiry, into another store (a file into a
+   * cluster, a cluster into a file, one table into another); sessions already there
+   * under the same id are overwritten. Resolves with the number copied. Sessions are
+   * read in one consistent pass and written in group commits.
+   */
+  copyTo(target, callback) {
+    return callbackOrPromise(callback, (done) => {
+      if (!(target instanceof SQLiteStore) || target === this) {
+        return this.#core.defer(done, typeError('copyTo needs another SQLiteStore'))
+      }
+      if (!this.#usable(done)) return
+      this.#core.queue((error, entries) => (error ? done(error) : target.#importEntries(entries, done)), {
+        table: this.#table,
+        op: Op.Export,
+      })
+    })
+  }
+
+  /** copyTo's second half, on the target: `entries` is id, JSON, expiry (text), ... */
+  #importEntries(entries, done) {
+    if (!this.#usable(done)) return
+    let left = 1
+    let copied = 0
+    let failure
+    const finish = (error) => {
+      if (error && failure === undefined) failure = error
+      if (--left === 0) done(failure, failure === undefined ? copied : undefined)
+    }
+    for (let i = 0; i < entries.length; i += 3) {
+      const [sid, json, expires] = [entries[i], entries[i + 1], Number(entries[i + 2])]
+      const session = parseSession(json)
+      if (session === undefined) continue
+      let key, extras
+      try {
+        ;[key, ...extras] = this.#columns.values(session, json, expires)
+      } catch (error) {
+        failure ??= error
+        continue
+      }
+      left++
+      copied++
+      const job = { table: this.#table, op: Op.Set, sid, data: json, expires, key: key ?? undefined, extras: extras.length > 0 ? extras : undefined }
+      this.#core.write(finish, job)
+    }
+    finish()
+  }
+
   close(callback) {
     return callbackOrPromise(callback, (done) => {
       if (this.#closed) return process.nextTick(done)

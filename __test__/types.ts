@@ -74,9 +74,14 @@ async function promises(): Promise<void> {
   store.clearExpiredSessions((error, deleted) => void [error, deleted])
   store.stopExpiringSessions()
   await store.backup('/tmp/copy.db')
+  const cluster = new SQLiteStore('rqlite://127.0.0.1:4001,127.0.0.1:4003', {
+    databaseOptions: { consistency: 'strong', timeout: 2000, username: 'app', password: 'secret', ca: Buffer.from('') },
+  })
+  const copied: number = await store.copyTo(cluster)
+  store.copyTo(cluster, (error, n) => void [error, n])
   const synced: Promise<void> = store.sync()
   await synced
-  void [own, mine, ended, stats.sessions, pruned, cleared2]
+  void [own, mine, ended, stats.sessions, pruned, cleared2, copied]
   void [count, touched, all, ids, n, cleared, image, asBaseStore]
 }
 void promises

@@ -281,7 +281,8 @@ impl Section {
             | Op::IdsByUser { .. }
             | Op::CountExpired
             | Op::Get { .. }
-            | Op::LastWrite { .. } => return,
+            | Op::LastWrite { .. }
+            | Op::Export => return,
         };
         self.changes.push(change);
     }

@@ -104,6 +104,7 @@ pub enum Op {
     CountExpired,
     Get,
     LastWrite,
+    Export,
 }
 
 /// One job as JS describes it: what it does, to which table handle, with what.
@@ -150,6 +151,7 @@ impl JsJob {
             Op::CountExpired => ops::Op::CountExpired,
             Op::Get => ops::Op::Get { sid: sid_or(sid)? },
             Op::LastWrite => ops::Op::LastWrite { sid: sid_or(sid)? },
+            Op::Export => ops::Op::Export,
         };
         Ok((table, op))
     }

@@ -85,6 +85,9 @@ pub enum Op {
     LastWrite {
         sid: String,
     },
+    /// Every live session as id, data and expiry (epoch ms, as text), for copying them
+    /// to another store (`Strings`, three per session).
+    Export,
 }
 
 impl Op {
@@ -99,6 +102,7 @@ impl Op {
                 | Op::CountExpired
                 | Op::Get { .. }
                 | Op::LastWrite { .. }
+                | Op::Export
         )
     }
 }
@@ -196,6 +200,15 @@ pub fn run(conn: &Connection, table: &Table, op: &Op, now: i64) -> StoreResult<O
             Ok(get_entry(conn, table, sid, now)?.map_or(Outcome::Missing, |(d, e)| Outcome::Entry(d, e)))
         }
         Op::LastWrite { sid } => Ok(last_write(conn, table, sid, now)?.map_or(Outcome::Missing, Outcome::Count)),
+        Op::Export => {
+            let mut stmt = conn.prepare_cached(&sql.export)?;
+            let mut rows = stmt.query([now])?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                out.extend([row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, i64>(2)?.to_string()]);
+            }
+            Ok(Outcome::Strings(out))
+        }
     }
 }
 

@@ -71,6 +71,8 @@ pub struct TableSql {
     pub length: String,
     pub ids: String,
     pub all: String,
+    /// Every live session with its expiry, for copying sessions to another store.
+    pub export: String,
     pub prune_batch: String,
     pub ids_by_user: String,
     pub destroy_by_user: String,
@@ -159,6 +161,7 @@ impl TableSql {
             length: format!("SELECT (SELECT COUNT(*) FROM {t}) - ({expired_count})"),
             ids: format!("SELECT id FROM {t} WHERE expires > ?1 ORDER BY id"),
             all: format!("SELECT id, data FROM {t} WHERE expires > ?1 ORDER BY id"),
+            export: format!("SELECT id, data, expires FROM {t} WHERE expires > ?1 ORDER BY id"),
             prune_batch: format!(
                 "DELETE FROM {t} WHERE id IN \
                  (SELECT id FROM {t} WHERE {expired} LIMIT ?2)"

@@ -308,6 +308,9 @@ fn host_of(node: &str) -> &str {
 fn transport_problem(error: &ureq::Error) -> String {
     match error {
         ureq::Error::Timeout(_) => "timed out".into(),
+        // rustls reports a refused certificate as invalid data, with a message that
+        // says why (an unknown issuer, a name mismatch): worth passing on.
+        ureq::Error::Io(e) if e.kind() == std::io::ErrorKind::InvalidData => format!("TLS: {e}"),
         ureq::Error::Io(e) => e.kind().to_string(),
         ureq::Error::ConnectionFailed => "connection failed".into(),
         ureq::Error::HostNotFound => "host not found".into(),

@@ -262,11 +262,12 @@ impl ClusterThread {
                     break;
                 }
             }
-            if !jobs.is_empty() {
-                let completions = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run_jobs(&jobs)))
+            for chunk in jobs.chunks(MAX_BATCH) {
+                let completions = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run_jobs(chunk)))
                     .unwrap_or_else(|_| {
                         let failed = StoreError::new("ERR_INTERNAL", "the cluster thread hit an internal error");
-                        jobs.iter()
+                        chunk
+                            .iter()
                             .map(|(ticket, ..)| Completion { ticket: *ticket, result: Err(failed.clone()) })
                             .collect()
                     });

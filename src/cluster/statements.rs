@@ -63,6 +63,7 @@ pub fn for_job(table: &Table, op: &Op, now: i64) -> StoreResult<Statement> {
         Op::CountExpired => statement(&sql.count_expired, vec![now.into()]),
         Op::Get { sid } => statement(&sql.get, vec![sid.as_str().into(), now.into()]),
         Op::LastWrite { sid } => statement(&sql.touch_state, vec![sid.as_str().into(), now.into()]),
+        Op::Export => statement(&sql.export, vec![now.into()]),
     })
 }
 
@@ -90,6 +91,14 @@ pub fn outcome(op: &Op, reply: Reply) -> StoreResult<Outcome> {
         Op::Ids | Op::IdsByUser { .. } => Outcome::Strings(
             rows.iter().map(|row| row.first().map_or_else(|| Err(unexpected()), text)).collect::<StoreResult<_>>()?,
         ),
+        Op::Export => {
+            let mut strings = Vec::with_capacity(rows.len() * 3);
+            for row in &rows {
+                let [id, data, expires, ..] = row.as_slice() else { return Err(unexpected()) };
+                strings.extend([text(id)?, text(data)?, number(expires)?.to_string()]);
+            }
+            Outcome::Strings(strings)
+        }
         Op::All => {
             let mut strings = Vec::with_capacity(rows.len() * 2);
             for row in &rows {
