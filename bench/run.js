@@ -11,6 +11,7 @@ const path = require('node:path')
 const { parseArgs, USAGE } = require('./lib/cli')
 const { runInChild } = require('./lib/child')
 const { startRedisServer } = require('./lib/redis-server')
+const { startRqlite } = require('./lib/rqlite-server')
 const { checkoutRevision, packageVersion } = require('./lib/versions')
 const { sessionData } = require('./lib/session-data')
 const { stores, findStore } = require('./stores')
@@ -56,6 +57,17 @@ async function main() {
       log(`redis-server on ${redis.url}`)
     } catch (error) {
       Object.assign(redisEntry, { status: 'skipped', reason: `redis-server did not start: ${error.message}` })
+    }
+  }
+  const clusters = []
+  for (const entry of selection.filter((s) => s.module.needsRqlite && s.status === 'ran')) {
+    try {
+      const cluster = await startRqlite(entry.module.needsRqlite)
+      clusters.push(cluster)
+      env[`BENCH_RQLITE${entry.module.needsRqlite}_URL`] = cluster.url
+      log(`rqlite ×${entry.module.needsRqlite} on ${cluster.url}`)
+    } catch (error) {
+      Object.assign(entry, { status: 'skipped', reason: `rqlited did not start: ${error.message}` })
     }
   }
   for (const s of selection.filter((s) => s.status === 'skipped')) log(`skipping ${s.module.name}: ${s.reason}`)
@@ -106,6 +118,7 @@ async function main() {
     }
   }
   redis?.stop()
+  for (const cluster of clusters) await cluster.stop()
 
   const cpus = os.cpus()
   const meta = {

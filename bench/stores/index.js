@@ -14,6 +14,8 @@
 const stores = [
   require('./express-sqlite-native'),
   require('./express-sqlite-native-baseline'),
+  require('./express-sqlite-native-rqlite').one,
+  require('./express-sqlite-native-rqlite').three,
   require('./memory-store'),
   require('./node-sqlite'),
   require('./express-sqlite'),
