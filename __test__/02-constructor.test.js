@@ -31,6 +31,33 @@ test('a path: missing directories are created, defaults are Sessions, WAL, 1 day
   await store.close()
 })
 
+test('defaults: touches write at once, no lifetime cap, a 1 MiB session limit, the session cache on', async () => {
+  const file = tempDb()
+  const store = new SQLiteStore(file)
+  // touchAfter 0 and disableTouch false: a touch moments after the set moves the expiry.
+  await store.set('s', sessionFor('x', 60_000))
+  assert.equal(await store.touch('s', sessionFor('x', 120_000)), 'OK')
+  assert.equal((await store.stats()).touchesSkipped, 0)
+  const db = inspect(file)
+  const moved = db.get('SELECT expires - created AS span FROM Sessions WHERE id = ?', 's').span
+  assert.ok(moved > 100_000, `the touch moved the expiry (${moved} ms after creation)`)
+  // maxLifetime unset: a cookie ten years out keeps its expiry.
+  const decade = new Date(Date.now() + 10 * 365 * 86_400_000)
+  await store.set('long', { cookie: { expires: decade.toISOString() } })
+  assert.equal(db.get('SELECT expires FROM Sessions WHERE id = ?', 'long').expires, decade.getTime())
+  await db.close()
+  // maxSessionBytes 1 MiB: just under is stored, just over is refused.
+  const overhead = JSON.stringify({ cookie: {}, pad: '' }).length
+  await store.set('big', { cookie: {}, pad: 'x'.repeat(1024 * 1024 - overhead) })
+  await assert.rejects(store.set('bigger', { cookie: {}, pad: 'x'.repeat(1024 * 1024 - overhead + 1) }), {
+    code: 'ERR_SESSION_TOO_LARGE',
+  })
+  // cacheSize 64 MiB: a session just written is read from memory.
+  await store.get('s')
+  assert.ok((await store.stats()).cachedReads >= 1, 'the session cache answered')
+  await store.close()
+})
+
 test('wal: false leaves a new file in rollback-journal mode', async () => {
   const file = tempDb()
   const store = new SQLiteStore(file, { wal: false })

@@ -127,8 +127,8 @@ class Core {
   /**
    * A session's `[json, expires]` or null, to `then(error, entry)`. Here and now where
    * the engine can (a local read costs a few µs, a trip to another thread far more;
-   * `then` is then called before this returns), else queued behind this process's
-   * writes (a cluster: every read is a network hop).
+   * `then` is then called before this returns), else sent with this turn's jobs
+   * (a cluster: every read is a network hop).
    */
   get(table, sid, then) {
     this.#pointRead(then, (native) => native.get(table, sid), { table, op: Op.Get, sid })
@@ -147,7 +147,9 @@ class Core {
     } catch (error) {
       return then(this.#noticed(error))
     }
-    if (found === undefined) return this.queue(then, job)
+    // Only a queued job can answer (a cluster): it joins this turn's jobs, so that the
+    // reads and writes of one turn reach the engine together.
+    if (found === undefined) return this.write(then, job)
     then(undefined, found)
   }
 
@@ -171,8 +173,8 @@ class Core {
   }
 
   /**
-   * A change (a job: { table, op, sid, data, expires, key, extras }), committed with
-   * the other writes of this event-loop turn: on this thread when they are few and the
+   * A change (a job: { table, op, sid, data, expires, key, extras }; on a cluster also a
+   * point read), committed with the other writes of this event-loop turn: on this thread when they are few and the
    * writer thread is idle (a hop to another thread costs more than a small commit),
    * else by the writer thread's group commit.
    */

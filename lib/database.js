@@ -3,8 +3,10 @@
 // The public `Database`: one SQLite database that one or several stores use (for
 // example two session tables in one file). A store closes only a Database it opened.
 
+const fs = require('node:fs')
 const { Core } = require('./core')
 const { databaseOptions, typeError } = require('./options')
+const { storeError } = require('./errors')
 const { callbackOrPromise } = require('./callbacks')
 const { isClusterAddress, parseClusterAddress } = require('./cluster')
 
@@ -107,4 +109,36 @@ function isBetterSqlite3(value) {
   )
 }
 
-module.exports = { Database, kCore, isBetterSqlite3 }
+const noTable = (name) => storeError('ERR_NO_TABLE', `table "${name}" does not exist and createTable is false`)
+
+/** Opens (or adopts) the Database a store works on; says whether the store owns it. */
+function databaseFor(database, options) {
+  if (database instanceof Database) return { db: database, owned: false }
+  if (isBetterSqlite3(database)) {
+    if (database.memory) {
+      throw typeError('an in-memory better-sqlite3 database cannot be shared: pass ":memory:" or a Buffer instead')
+    }
+    if (database.open === false) throw typeError('the better-sqlite3 database is closed')
+    // The same file through our own connections; its journal mode is left as the app set it.
+    const db = new Database(database.name, {
+      ...options.databaseOptions,
+      readonly: database.readonly,
+      fileMustExist: true,
+      wal: false,
+    })
+    return { db, owned: true }
+  }
+  // createTable: false never changes the file: not its tables, not its journal mode.
+  const isFile = typeof database === 'string' && database !== ':memory:' && !isClusterAddress(database)
+  if (!options.createTable && isFile && !fs.existsSync(database)) {
+    throw noTable(options.tableName)
+  }
+  const db = new Database(database, {
+    ...options.databaseOptions,
+    wal: options.createTable ? options.wal : false,
+    synchronous: options.synchronous,
+  })
+  return { db, owned: true }
+}
+
+module.exports = { Database, kCore, databaseFor }

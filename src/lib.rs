@@ -2,30 +2,34 @@
 //! is plain Rust and tested with `cargo test`; `node` is the thin Node-API layer.
 //!
 //! Where a `set` goes: JS validates and serializes it and gives it, with the other
-//! writes of its event-loop turn, to `Database::run` (now, on the JS thread, when it
-//! need not wait for a lock) or `Database::queue` (the writer thread, `worker`). Both
-//! end in `batch::run`: one transaction for the batch, each job alone if one fails,
-//! the session cache told what changed, the files checked, outcomes in order. That
-//! batch interface is the seam a second storage engine plugs into. See ARCHITECTURE.md.
+//! writes of its event-loop turn, to the engine (`engine::Engine`): `run` now, on the JS
+//! thread, when that needs no waiting, else `queue`. The local engine (`database`) ends
+//! both in `batch::run`: one transaction for the batch, each job alone if one fails,
+//! the session cache told what changed, the files checked, outcomes in order (on the JS
+//! thread or the writer thread, `worker`). The rqlite engine (`cluster`) queues every
+//! job and sends each batch as one HTTP request. See ARCHITECTURE.md.
+
+// Public: what node.rs and the integration tests (tests/) use. The rest is private, so
+// that the compiler reports what nothing uses.
 
 /// Online backups, one at a time.
-pub mod backup;
+mod backup;
 /// A batch of jobs in one transaction, outcomes in order: every job goes through it.
-pub mod batch;
+mod batch;
 /// Sessions answered from memory while nobody else commits.
-pub mod cache;
+mod cache;
 /// The rqlite engine: the same store on a cluster.
-pub mod cluster;
+mod cluster;
 /// One open database: its connections, threads, tables and the entry points above.
 pub mod database;
 /// The interface every engine (local file, cluster) implements.
-pub mod engine;
+mod engine;
 /// Errors as users see them: a code and a message without session data.
 pub mod error;
 /// Whether the files at the path are still the ones opened.
-pub mod identity;
+mod identity;
 /// Copying the live sessions of another store's table (`importFrom`).
-pub mod import;
+mod import;
 /// Opening a file: creating it privately, pragmas, the busy handler.
 pub mod open;
 /// What each operation does to a table (the SQL, run on a connection it is given).
@@ -35,7 +39,7 @@ pub mod schema;
 /// The SQL text of one sessions table.
 pub mod sql;
 /// The upkeep thread: scheduled and requested prunes, WAL checkpoints.
-pub mod upkeep;
+mod upkeep;
 /// The writer thread: group commit of what JS queued.
 pub mod worker;
 

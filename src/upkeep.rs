@@ -10,7 +10,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::Connection;
 
 use crate::error::{StoreError, StoreResult};
 use crate::ops::{self, Outcome, Table};
@@ -280,25 +280,6 @@ fn acquire_lease(conn: &Connection, name: &str, owner: &str, now: i64) -> StoreR
 fn release_lease(conn: &Connection, name: &str, owner: &str) -> StoreResult<()> {
     conn.execute(&format!("DELETE FROM {LEASE_TABLE} WHERE name = ?1 AND owner = ?2"), [name, owner])?;
     Ok(())
-}
-
-/// Who holds a table's prune lease now, if anyone (for tests and stats).
-pub fn lease_holder(conn: &Connection, name: &str) -> StoreResult<Option<String>> {
-    let exists: bool = conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
-        [LEASE_TABLE],
-        |r| r.get(0),
-    )?;
-    if !exists {
-        return Ok(None);
-    }
-    Ok(conn
-        .query_row(
-            &format!("SELECT owner FROM {LEASE_TABLE} WHERE name = ?1 AND until >= ?2"),
-            rusqlite::params![name, ops::now_ms()],
-            |r| r.get(0),
-        )
-        .optional()?)
 }
 
 #[cfg(test)]

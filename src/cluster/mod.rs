@@ -1,8 +1,11 @@
 //! The rqlite engine: the same store on a cluster of rqlite nodes. Nothing runs on the
-//! calling thread (every call is a network hop): jobs are queued to the cluster thread,
-//! which sends the writes that arrived together as one transaction (one Raft entry)
-//! and the reads that arrived together as one query, in arrival order, and delivers
-//! each outcome once rqlite has answered (for a write: once a quorum has it).
+//! calling thread (every call is a network hop): jobs are queued to one of two lanes,
+//! each a thread. The write lane sends the writes that arrived together as one
+//! transaction (one Raft entry), the read lane the reads that arrived together as one
+//! query; each outcome is delivered once rqlite has answered (for a write: once a
+//! quorum has it). Two lanes, so that a read never waits behind a commit: a read and a
+//! write that are both unanswered may take effect in either order, and one queued after
+//! another was answered is sent after it.
 //!
 //! Tables are set up by the same thread before the first job that uses them, so
 //! opening a store never waits for the network either. What a cluster has no use for
@@ -53,12 +56,18 @@ enum Task {
     Stop,
 }
 
+/// A thread that sends one kind of job, and how to reach it.
+struct Lane {
+    tasks: Sender<Task>,
+    thread: JoinHandle<()>,
+}
+
 pub struct Cluster {
     tables: Vec<Arc<ClusterTable>>,
-    tasks: Option<Sender<Task>>,
-    /// The cluster thread learns of tables through this list, shared with it.
+    /// The write lane and the read lane, until closed.
+    lanes: Option<[Lane; 2]>,
+    /// The lanes learn of tables through this list, shared with them.
     shared_tables: Arc<std::sync::Mutex<Vec<Arc<ClusterTable>>>>,
-    thread: Option<JoinHandle<()>>,
     upkeep: Option<upkeep::Upkeep>,
     stats: Arc<PruneStats>,
 }
@@ -68,28 +77,36 @@ impl Cluster {
         let client = Arc::new(Client::new(options)?);
         let stats = Arc::new(PruneStats::default());
         let shared_tables = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (tasks, receiver) = mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("rqlite-session-cluster".into())
-            .spawn({
-                let (client, sink, tables) = (Arc::clone(&client), Arc::clone(&sink), Arc::clone(&shared_tables));
-                move || ClusterThread { client, sink, tables, up: true }.run(receiver)
-            })
-            .map_err(|e| StoreError::new("ERR_THREAD", format!("cannot start the cluster thread: {e}")))?;
+        let up = Arc::new(std::sync::Mutex::new(true));
+        let lane = |name: &str| -> StoreResult<Lane> {
+            let (tasks, receiver) = mpsc::channel();
+            let lane = ClusterThread {
+                client: Arc::clone(&client),
+                sink: Arc::clone(&sink),
+                tables: Arc::clone(&shared_tables),
+                up: Arc::clone(&up),
+            };
+            let thread = std::thread::Builder::new()
+                .name(name.into())
+                .spawn(move || lane.run(receiver))
+                .map_err(|e| StoreError::new("ERR_THREAD", format!("cannot start the cluster thread: {e}")))?;
+            Ok(Lane { tasks, thread })
+        };
+        let lanes = [lane("rqlite-session-writes")?, lane("rqlite-session-reads")?];
         let upkeep = upkeep::Upkeep::start(client, sink, Arc::clone(&stats))?;
-        Ok(Cluster {
-            tables: Vec::new(),
-            tasks: Some(tasks),
-            shared_tables,
-            thread: Some(thread),
-            upkeep: Some(upkeep),
-            stats,
-        })
+        Ok(Cluster { tables: Vec::new(), lanes: Some(lanes), shared_tables, upkeep: Some(upkeep), stats })
     }
 
-    fn send(&self, task: Task) -> StoreResult<()> {
-        let tasks = self.tasks.as_ref().ok_or_else(StoreError::closed)?;
-        tasks.send(task).map_err(|_| StoreError::new("ERR_INTERNAL", "the cluster thread has stopped"))
+    /// Sends a task to the write lane (0) or the read lane (1).
+    fn send(&self, lane: usize, task: Task) -> StoreResult<()> {
+        let lanes = self.lanes.as_ref().ok_or_else(StoreError::closed)?;
+        lanes[lane].tasks.send(task).map_err(|_| StoreError::new("ERR_INTERNAL", "the cluster thread has stopped"))
+    }
+
+    /// Sets a table up again before either lane's next job.
+    fn prepare(&self, table: u32) -> StoreResult<()> {
+        self.send(0, Task::Prepare(table))?;
+        self.send(1, Task::Prepare(table))
     }
 
     fn table(&self, id: u32) -> StoreResult<&Arc<ClusterTable>> {
@@ -100,10 +117,17 @@ impl Cluster {
         self.upkeep.as_ref().ok_or_else(StoreError::closed)
     }
 
-    fn shut_down(&mut self) -> Option<(JoinHandle<()>, upkeep::Upkeep)> {
-        let tasks = self.tasks.take()?;
-        let _ = tasks.send(Task::Stop);
-        Some((self.thread.take()?, self.upkeep.take()?))
+    /// Tells the threads to finish what is queued and stop; their handles, to join.
+    fn shut_down(&mut self) -> Option<(Vec<JoinHandle<()>>, upkeep::Upkeep)> {
+        let lanes = self.lanes.take()?;
+        let threads = lanes
+            .into_iter()
+            .map(|lane| {
+                let _ = lane.tasks.send(Task::Stop);
+                lane.thread
+            })
+            .collect();
+        Some((threads, self.upkeep.take()?))
     }
 }
 
@@ -127,7 +151,7 @@ impl Engine for Cluster {
         let id = self.tables.len() as u32;
         crate::lock(&self.shared_tables).push(Arc::clone(&entry));
         self.tables.push(entry);
-        self.send(Task::Prepare(id))?;
+        self.prepare(id)?;
         if let Some(interval) = options.prune_interval {
             self.upkeep()?.schedule(table, interval);
         }
@@ -136,7 +160,7 @@ impl Engine for Cluster {
 
     fn sync_table(&self, table: u32) -> StoreResult<()> {
         self.table(table)?.ready.store(false, Ordering::Relaxed);
-        self.send(Task::Prepare(table))
+        self.prepare(table)
     }
 
     fn read_now(&self, _: u32, _: &Op) -> Option<StoreResult<Outcome>> {
@@ -155,7 +179,14 @@ impl Engine for Cluster {
         for (_, table, _) in &jobs {
             self.table(*table)?;
         }
-        self.send(Task::Jobs(jobs))
+        let (writes, reads): (Vec<_>, Vec<_>) = jobs.into_iter().partition(|(_, _, op)| op.writes());
+        if !writes.is_empty() {
+            self.send(0, Task::Jobs(writes))?;
+        }
+        if !reads.is_empty() {
+            self.send(1, Task::Jobs(reads))?;
+        }
+        Ok(())
     }
 
     fn prune(&self, ticket: u32, table: u32) -> StoreResult<()> {
@@ -194,14 +225,16 @@ impl Engine for Cluster {
     }
 
     fn close_in_background(&mut self, done: OnClosed) -> StoreResult<()> {
-        let Some((thread, mut upkeep)) = self.shut_down() else {
+        let Some((threads, mut upkeep)) = self.shut_down() else {
             done(Ok(()));
             return Ok(());
         };
         let spawned = std::thread::Builder::new().name("rqlite-session-close".into()).spawn(move || {
             upkeep.shutdown();
-            let joined = thread.join();
-            done(joined.map_err(|_| StoreError::new("ERR_INTERNAL", "the cluster thread hit an internal error")));
+            let joined = threads.into_iter().map(JoinHandle::join).collect::<Result<Vec<_>, _>>();
+            done(
+                joined.map(drop).map_err(|_| StoreError::new("ERR_INTERNAL", "a cluster thread hit an internal error")),
+            );
         });
         spawned.map(drop).map_err(|e| StoreError::new("ERR_THREAD", format!("cannot start the closing thread: {e}")))
     }
@@ -209,26 +242,28 @@ impl Engine for Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        if let Some((thread, mut upkeep)) = self.shut_down() {
+        if let Some((threads, mut upkeep)) = self.shut_down() {
             upkeep.shutdown();
-            let _ = thread.join();
+            for thread in threads {
+                let _ = thread.join();
+            }
         }
     }
 }
 
-/// The thread that talks to the cluster for the JS side's jobs.
+/// A lane's thread: talks to the cluster for the JS side's jobs of one kind.
 struct ClusterThread {
     client: Arc<Client>,
     sink: Arc<dyn CompletionSink>,
     tables: Arc<std::sync::Mutex<Vec<Arc<ClusterTable>>>>,
-    /// Whether the cluster answered last time (reported on change only).
-    up: bool,
+    /// Whether the cluster answered last time, for both lanes (reported on change only).
+    up: Arc<std::sync::Mutex<bool>>,
 }
 
 impl ClusterThread {
     fn run(mut self, tasks: Receiver<Task>) {
         loop {
-            let first = if self.up {
+            let first = if *crate::lock(&self.up) {
                 match tasks.recv() {
                     Ok(task) => task,
                     Err(_) => return,
@@ -279,21 +314,22 @@ impl ClusterThread {
         }
     }
 
-    /// Runs jobs in order: consecutive writes as one transaction, consecutive reads as
-    /// one query. A read sent after a write sees it: the write was acknowledged first.
+    /// Runs the writes as one transaction, then the reads as one query: two requests
+    /// for everything queued together. Reordering them is safe: none of these jobs has
+    /// been answered yet, so each may take effect at any point until it is (a read queued
+    /// before a write may see it), and the writes keep their order among themselves, as
+    /// do the reads. A read queued after a write sees it: the write is acknowledged first.
     fn run_jobs(&mut self, jobs: &[(u32, u32, Op)]) -> Vec<Completion> {
+        let (writes, reads): (Vec<_>, Vec<_>) = jobs.iter().cloned().partition(|(_, _, op)| op.writes());
         let mut completions = Vec::with_capacity(jobs.len());
-        let mut start = 0;
-        while start < jobs.len() {
-            let writes = jobs[start].2.writes();
-            let end =
-                jobs[start..].iter().position(|(_, _, op)| op.writes() != writes).map_or(jobs.len(), |n| start + n);
-            let segment = &jobs[start..end];
-            let outcomes = self.run_segment(segment, writes);
+        for (segment, writing) in [(writes, true), (reads, false)] {
+            if segment.is_empty() {
+                continue;
+            }
+            let outcomes = self.run_segment(&segment, writing);
             completions.extend(
                 segment.iter().zip(outcomes).map(|((ticket, ..), result)| Completion { ticket: *ticket, result }),
             );
-            start = end;
         }
         completions
     }
@@ -379,10 +415,11 @@ impl ClusterThread {
             Err(error) if error.code == "ERR_CLUSTER_UNAVAILABLE" => false,
             Err(_) => return,
         };
-        if up == self.up {
+        let mut known = crate::lock(&self.up);
+        if up == *known {
             return;
         }
-        self.up = up;
+        *known = up;
         let result = match result {
             Ok(()) => Ok(Outcome::Count(1)),
             Err(error) => Err(error.clone()),
