@@ -12,6 +12,7 @@ const { createApp } = require('../examples/app')
 const { Cluster, sleep } = require('./rqlite')
 const { execFile } = require('node:child_process')
 const { sessionFor } = require('./helpers')
+const { contractTests } = require('./contract')
 
 /** Runs a Node script in a child process, beside others (unlike helpers' runScript). */
 function runChild(source) {
@@ -37,6 +38,9 @@ function clusterStore(options = {}, nodes) {
 }
 
 const future = (ms) => new Date(Date.now() + ms).toISOString()
+
+// The contract every engine keeps, the same bodies as on a file (01-lifecycle).
+contractTests(test, (options) => clusterStore(options), 'cluster: ')
 
 test('every store method works on the cluster, with callbacks and promises', async () => {
   const store = clusterStore()

@@ -57,9 +57,9 @@ proptest! {
 
     #[test]
     fn reads_always_equal_what_was_committed(steps in proptest::collection::vec(step(), 1..50)) {
-        let dir = std::env::temp_dir().join(format!("esn-cache-model-{}-{}", std::process::id(), now_ms()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let path = dir.join("sessions.db");
+        // Removed when it goes out of scope, a failing case included.
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("sessions.db");
         let (tx, completions) = mpsc::channel();
         let mut db = Database::open(Location::File(path.clone()), OpenOptions::default(), Arc::new(ChannelSink(Mutex::new(tx))))
             .expect("open");
@@ -146,6 +146,5 @@ proptest! {
         }
         drop(other);
         db.close().expect("close");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

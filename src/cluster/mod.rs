@@ -1,11 +1,13 @@
 //! The rqlite engine: the same store on a cluster of rqlite nodes. Nothing runs on the
 //! calling thread (every call is a network hop): jobs are queued to one of two lanes,
 //! each a thread. The write lane sends the writes that arrived together as one
-//! transaction (one Raft entry), the read lane the reads that arrived together as one
-//! query; each outcome is delivered once rqlite has answered (for a write: once a
-//! quorum has it). Two lanes, so that a read never waits behind a commit: a read and a
-//! write that are both unanswered may take effect in either order, and one queued after
-//! another was answered is sent after it.
+//! transaction (one Raft entry), then the counts and listings queued with them as one
+//! query; the read lane sends the point reads (`get`) that arrived together as one
+//! query. Each outcome is delivered once rqlite has answered (for a write: once a
+//! quorum has it). Two lanes, so that a `get` never waits behind a commit: a get and a
+//! write that are both unanswered may take effect in either order (as on a file, where
+//! a get reads what is committed), and one issued after another was answered is sent
+//! after it. Counts and listings see every write issued before them.
 //!
 //! Tables are set up by the same thread before the first job that uses them, so
 //! opening a store never waits for the network either. What a cluster has no use for
@@ -179,9 +181,12 @@ impl Engine for Cluster {
         for (_, table, _) in &jobs {
             self.table(*table)?;
         }
-        let (writes, reads): (Vec<_>, Vec<_>) = jobs.into_iter().partition(|(_, _, op)| op.writes());
-        if !writes.is_empty() {
-            self.send(0, Task::Jobs(writes))?;
+        // Point reads take the read lane. Counts and listings stay behind the writes queued
+        // before them, as on a file: a `length` sees every write issued before it.
+        let point_read = |op: &Op| matches!(op, Op::Get { .. } | Op::LastWrite { .. });
+        let (reads, ordered): (Vec<_>, Vec<_>) = jobs.into_iter().partition(|(_, _, op)| point_read(op));
+        if !ordered.is_empty() {
+            self.send(0, Task::Jobs(ordered))?;
         }
         if !reads.is_empty() {
             self.send(1, Task::Jobs(reads))?;
