@@ -48,7 +48,7 @@ export interface DatabaseOptions {
   username?: string
   /** rqlite cluster only: basic-auth password. */
   password?: string
-  /** rqlite cluster only (rqlites://): PEM certificates to trust instead of the system's. */
+  /** rqlite cluster only (rqlites://): PEM certificates to trust instead of the Mozilla roots built in. */
   ca?: string | Buffer
 }
 

@@ -396,10 +396,12 @@ class SQLiteStore extends Store {
       if (error && failure === undefined) failure = error
       if (--left === 0) done(failure, failure === undefined ? copied : undefined)
     }
+    const now = Date.now()
     for (let i = 0; i < entries.length; i += 3) {
       const [sid, json, expires] = [entries[i], entries[i + 1], Number(entries[i + 2])]
       const session = parseSession(json)
-      if (session === undefined) continue
+      // Expired since it was read: not copied (a set of it would be a delete).
+      if (session === undefined || expires <= now) continue
       let key, extras
       try {
         ;[key, ...extras] = this.#columns.values(session, json, expires)

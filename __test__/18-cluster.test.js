@@ -267,14 +267,18 @@ test('with quorum lost every call fails within the timeout, disconnect is emitte
   const others = [0, 1, 2].filter((i) => i !== leader)
   await cluster.kill(others[0], 'SIGKILL')
   await cluster.kill(others[1], 'SIGKILL')
-  for (const call of [() => store.set('during', sessionFor('x')), () => store.get('before'), () => store.length()]) {
+  const calls = [() => store.set('during', sessionFor('x')), () => store.get('before'), () => store.length()]
+  for (const [i, call] of calls.entries()) {
     const started = Date.now()
     await assert.rejects(call(), (error) => {
       assert.equal(error.code, 'ERR_CLUSTER_UNAVAILABLE')
       assert.match(error.message, /within 1000 ms/)
       return true
     })
-    assert.ok(Date.now() - started < 5000, 'failed within the timeout (plus one request), not hung')
+    const took = Date.now() - started
+    assert.ok(took < 5000, `failed within the timeout (plus one request), not hung (${took} ms)`)
+    // Once it is known to be down, calls fail at once rather than each waiting it out.
+    if (i > 0) assert.ok(took < 1000, `call ${i} failed without waiting out the timeout again (${took} ms)`)
   }
   await sleep(50)
   assert.deepEqual(events, ['disconnect'])
@@ -401,4 +405,52 @@ test('a malformed cluster address or option is a TypeError from the constructor'
     assert.throws(() => new SQLiteStore(address), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' }, address)
   }
   assert.throws(() => new SQLiteStore(cluster.address(), { databaseOptions: { consistency: 'eventual' } }), { name: 'TypeError' })
+})
+
+test('a node that answers but is not rqlite fails each call at once with ERR_CLUSTER_REQUEST', async () => {
+  const http = require('node:http')
+  const server = http.createServer((req, res) => res.writeHead(404).end('not rqlite here'))
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const store = new SQLiteStore(`rqlite://127.0.0.1:${server.address().port}`, { databaseOptions: { timeout: 20_000 } })
+  try {
+    const started = Date.now()
+    await assert.rejects(store.get('s'), (error) => {
+      assert.equal(error.code, 'ERR_CLUSTER_REQUEST')
+      assert.match(error.message, /HTTP 404/)
+      return true
+    })
+    assert.ok(Date.now() - started < 10_000, 'not retried until the 20 s timeout')
+  } finally {
+    await store.close()
+    server.close()
+  }
+})
+
+test('replies over 10 MiB are read whole (all() of large sessions), and prune() works as the first call', async () => {
+  const store = clusterStore()
+  const big = 'x'.repeat(900 * 1024)
+  for (let i = 0; i < 13; i++) await store.set(`big${i}`, { ...sessionFor('x'), big })
+  const all = await store.all()
+  assert.equal(all.length, 13)
+  assert.equal(all[12].big.length, big.length)
+  await store.close()
+  const first = clusterStore()
+  assert.equal(await first.prune(), 0)
+  await first.close()
+})
+
+test('extra columns a store declares are added to a table another app server made without them', async () => {
+  const tableName = `t${++tables}`
+  const plain = new SQLiteStore(cluster.address(), { tableName })
+  await plain.set('a', sessionFor('ada'))
+  await plain.close()
+  const wider = new SQLiteStore(cluster.address(), {
+    tableName,
+    extraColumns: { plan: 'TEXT' },
+    extendDefaultFields: (defaults, session) => ({ plan: session.plan ?? null }),
+  })
+  await wider.set('b', { ...sessionFor('bob'), plan: 'pro' })
+  const leader = await cluster.waitForLeader()
+  assert.deepEqual(await cluster.query(leader, `SELECT id, plan FROM "${tableName}" ORDER BY id`), [["a", null], ["b", "pro"]])
+  await wider.close()
 })

@@ -47,7 +47,7 @@ pub enum BackupSource {
 
 /// Creates `path` empty and private (0600: it holds every session). Created with the
 /// mode rather than chmod-ed after, so that no other user can open it in between.
-fn create_private(path: &Path) -> StoreResult<std::fs::File> {
+pub(crate) fn create_private(path: &Path) -> StoreResult<std::fs::File> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -72,13 +72,18 @@ fn check_not_source(source: &BackupSource, target: &Path) -> StoreResult<()> {
     Ok(())
 }
 
-/// Copies into a temporary file next to `target`, then renames it over `target`: a
-/// failed copy leaves whatever was at `target` untouched and no partial file behind.
 fn copy(source: &BackupSource, target: &Path) -> StoreResult<i64> {
     check_not_source(source, target)?;
+    write_atomically(target, |temporary| copy_to(source, temporary))
+}
+
+/// Has `write` fill a temporary file next to `target`, then renames it over `target`:
+/// a failed copy leaves whatever was at `target` untouched and no partial file behind.
+/// (Also the cluster engine's backups.)
+pub(crate) fn write_atomically(target: &Path, write: impl FnOnce(&Path) -> StoreResult<i64>) -> StoreResult<i64> {
     remove_leftovers(target);
     let temporary = temporary_for(target);
-    let result = copy_to(source, &temporary);
+    let result = write(&temporary);
     if result.is_ok() {
         // Journal files of whatever database was at `target` would be applied to the copy.
         for suffix in ["-wal", "-shm", "-journal"] {

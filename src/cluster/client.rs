@@ -56,7 +56,8 @@ pub struct ClientOptions {
     pub level: Level,
     /// How long one call may take across every retry before it fails.
     pub timeout: Duration,
-    /// PEM certificates to trust for `https://` nodes instead of the system's roots.
+    /// PEM certificates to trust for `https://` nodes instead of the Mozilla roots
+    /// built in (webpki-roots).
     pub ca_pem: Option<String>,
 }
 
@@ -162,8 +163,8 @@ impl Client {
     }
 
     /// Writes a copy of the cluster's database (rqlite's `/db/backup`, a SQLite file) to
-    /// `target`: to a temporary file beside it first, renamed once complete, so that a
-    /// failed copy never leaves a partial file at the path. Returns the bytes written.
+    /// `target`, as a local backup is written (private, complete or not at all).
+    /// Returns the bytes written.
     pub fn backup(&self, target: &std::path::Path) -> StoreResult<i64> {
         let deadline = Instant::now() + self.timeout.max(Duration::from_secs(60));
         let mut last_problem = String::from("no node tried");
@@ -184,21 +185,13 @@ impl Client {
                     continue;
                 }
             };
-            let mut temporary = target.as_os_str().to_owned();
-            temporary.push(format!(".backup-{}", std::process::id()));
-            let temporary = std::path::PathBuf::from(temporary);
-            let copied = std::fs::File::create(&temporary).and_then(|mut file| {
+            // Private, written beside the target and renamed over it, as a local backup.
+            return crate::backup::write_atomically(target, |temporary| {
+                let mut file = crate::backup::create_private(temporary)?;
                 let bytes = std::io::copy(&mut response.body_mut().as_reader(), &mut file)?;
                 file.sync_all()?;
-                Ok(bytes)
+                Ok(i64::try_from(bytes).unwrap_or(i64::MAX))
             });
-            return match copied.and_then(|bytes| std::fs::rename(&temporary, target).map(|()| bytes)) {
-                Ok(bytes) => Ok(bytes as i64),
-                Err(e) => {
-                    let _ = std::fs::remove_file(&temporary);
-                    Err(StoreError::new("ERR_BACKUP", format!("cannot write the backup: {e}")))
-                }
-            };
         }
         Err(self.unavailable(&last_problem))
     }
@@ -249,7 +242,17 @@ impl Client {
             Err(e) => return Attempt::TryElsewhere(format!("{}: {}", host_of(node), transport_problem(&e))),
         };
         let status = response.status().as_u16();
-        let text = response.body_mut().read_to_string().unwrap_or_default();
+        // ureq reads at most 10 MiB by default; a listing of every session can be more.
+        let text = match response.body_mut().with_config().limit(MAX_REPLY_BYTES).read_to_string() {
+            Ok(text) => text,
+            Err(e) => {
+                return Attempt::TryElsewhere(format!(
+                    "{}: reading the reply: {}",
+                    host_of(node),
+                    transport_problem(&e)
+                ))
+            }
+        };
         match status {
             200 => match parse_results(&text) {
                 Ok(replies) => Attempt::Done(Ok(replies)),
@@ -259,8 +262,14 @@ impl Client {
                 "ERR_CLUSTER_AUTH",
                 format!("rqlite refused the credentials (HTTP {status} from {})", host_of(node)),
             ))),
-            // 503: no leader (an election, or quorum lost); others: the node is unwell.
-            _ => Attempt::TryElsewhere(format!("{}: HTTP {status}", host_of(node))),
+            // No leader (an election, or quorum lost), or a node (or a proxy) that is
+            // unwell or restarting: another node, or this one later, may answer.
+            502..=504 => Attempt::TryElsewhere(format!("{}: HTTP {status}", host_of(node))),
+            // Anything else would be answered the same way by every node.
+            _ => Attempt::Done(Err(StoreError::new(
+                "ERR_CLUSTER_REQUEST",
+                format!("rqlite refused the request (HTTP {status} from {}): {}", host_of(node), first_line(&text)),
+            ))),
         }
     }
 
@@ -280,6 +289,14 @@ impl Client {
 enum Attempt {
     Done(StoreResult<Vec<Reply>>),
     TryElsewhere(String),
+}
+
+/// The largest reply read: `all()` of a million sessions of 0.5 KB, with room.
+const MAX_REPLY_BYTES: u64 = 1 << 30;
+
+/// The start of a refusal's text, for a message (rqlite's own words; short).
+fn first_line(text: &str) -> String {
+    text.lines().next().unwrap_or("").chars().take(200).collect()
 }
 
 fn invalid(message: &str) -> StoreError {

@@ -79,14 +79,15 @@ impl Cluster {
         let client = Arc::new(Client::new(options)?);
         let stats = Arc::new(PruneStats::default());
         let shared_tables = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let up = Arc::new(std::sync::Mutex::new(true));
-        let lane = |name: &str| -> StoreResult<Lane> {
+        let reachability = Arc::new(std::sync::Mutex::new(Reachability::default()));
+        let lane = |name: &str, writes: bool| -> StoreResult<Lane> {
             let (tasks, receiver) = mpsc::channel();
             let lane = ClusterThread {
                 client: Arc::clone(&client),
                 sink: Arc::clone(&sink),
                 tables: Arc::clone(&shared_tables),
-                up: Arc::clone(&up),
+                reachability: Arc::clone(&reachability),
+                writes,
             };
             let thread = std::thread::Builder::new()
                 .name(name.into())
@@ -94,7 +95,7 @@ impl Cluster {
                 .map_err(|e| StoreError::new("ERR_THREAD", format!("cannot start the cluster thread: {e}")))?;
             Ok(Lane { tasks, thread })
         };
-        let lanes = [lane("rqlite-session-writes")?, lane("rqlite-session-reads")?];
+        let lanes = [lane("rqlite-session-writes", true)?, lane("rqlite-session-reads", false)?];
         let upkeep = upkeep::Upkeep::start(client, sink, Arc::clone(&stats))?;
         Ok(Cluster { tables: Vec::new(), lanes: Some(lanes), shared_tables, upkeep: Some(upkeep), stats })
     }
@@ -246,13 +247,24 @@ impl Engine for Cluster {
 }
 
 impl Drop for Cluster {
+    /// Dropped without `close` (the process is exiting): the threads are told to stop
+    /// and left to finish on their own; waiting here could mean waiting on the network.
     fn drop(&mut self) {
-        if let Some((threads, mut upkeep)) = self.shut_down() {
-            upkeep.shutdown();
-            for thread in threads {
-                let _ = thread.join();
-            }
-        }
+        drop(self.shut_down());
+    }
+}
+
+/// Whether the cluster answers, shared by both lanes. While it does not, jobs fail at
+/// once with the error that said so, rather than each waiting out the timeout again,
+/// and the lanes ask `/readyz` every `PROBE_EVERY` until a node has a leader.
+struct Reachability {
+    down: Option<StoreError>,
+    last_probe: std::time::Instant,
+}
+
+impl Default for Reachability {
+    fn default() -> Self {
+        Reachability { down: None, last_probe: std::time::Instant::now() }
     }
 }
 
@@ -261,31 +273,22 @@ struct ClusterThread {
     client: Arc<Client>,
     sink: Arc<dyn CompletionSink>,
     tables: Arc<std::sync::Mutex<Vec<Arc<ClusterTable>>>>,
-    /// Whether the cluster answered last time, for both lanes (reported on change only).
-    up: Arc<std::sync::Mutex<bool>>,
+    reachability: Arc<std::sync::Mutex<Reachability>>,
+    /// The write lane (writes, counts, listings); else the read lane (point reads).
+    writes: bool,
 }
 
 impl ClusterThread {
     fn run(mut self, tasks: Receiver<Task>) {
         loop {
-            let first = if *crate::lock(&self.up) {
-                match tasks.recv() {
-                    Ok(task) => task,
-                    Err(_) => return,
-                }
-            } else {
-                match tasks.recv_timeout(PROBE_EVERY) {
-                    Ok(task) => task,
-                    Err(RecvTimeoutError::Timeout) => {
-                        if self.client.ready() {
-                            self.reachable(Ok(()));
-                        }
-                        continue;
-                    }
-                    Err(RecvTimeoutError::Disconnected) => return,
-                }
+            self.probe_if_down();
+            let waited = if self.down().is_none() { tasks.recv().ok().map(Some) } else { recv_or_probe(&tasks) };
+            let first = match waited {
+                Some(Some(task)) => task,
+                Some(None) => continue,
+                None => return,
             };
-            // Everything queued meanwhile goes in this round: one request per kind.
+            // Everything queued meanwhile goes in this round.
             let mut jobs = Vec::new();
             let mut stop = false;
             for task in std::iter::once(first).chain(std::iter::from_fn(|| tasks.try_recv().ok())) {
@@ -319,11 +322,11 @@ impl ClusterThread {
         }
     }
 
-    /// Runs the writes as one transaction, then the reads as one query: two requests
-    /// for everything queued together. Reordering them is safe: none of these jobs has
-    /// been answered yet, so each may take effect at any point until it is (a read queued
-    /// before a write may see it), and the writes keep their order among themselves, as
-    /// do the reads. A read queued after a write sees it: the write is acknowledged first.
+    /// Runs the writes as one transaction, then the counts and listings as one query
+    /// (the write lane), or the point reads as one query (the read lane). Reordering
+    /// the writes before the reads of one round is safe: none of them has been
+    /// answered yet, so each may take effect at any point until it is; a read issued
+    /// after a write was answered comes in a later round.
     fn run_jobs(&mut self, jobs: &[(u32, u32, Op)]) -> Vec<Completion> {
         let (writes, reads): (Vec<_>, Vec<_>) = jobs.iter().cloned().partition(|(_, _, op)| op.writes());
         let mut completions = Vec::with_capacity(jobs.len());
@@ -340,13 +343,17 @@ impl ClusterThread {
     }
 
     fn run_segment(&mut self, jobs: &[(u32, u32, Op)], writes: bool) -> Outcomes {
+        if let Some(down) = self.down() {
+            return jobs.iter().map(|_| Err(down.clone())).collect();
+        }
         let now = ops::now_ms();
-        // Tables first set up (or their setup's error, for the jobs that use them).
+        // Each table this segment uses, set up if it is not yet (once per table).
+        let mut tables: std::collections::HashMap<u32, StoreResult<Arc<Table>>> = std::collections::HashMap::new();
         let mut statements: Vec<Option<Statement>> = Vec::with_capacity(jobs.len());
         let mut outcomes: Vec<Option<StoreResult<Outcome>>> = Vec::with_capacity(jobs.len());
         for (_, table, op) in jobs {
-            let prepared = self.prepared(*table).and_then(|table| statements::for_job(&table, op, now));
-            match prepared {
+            let prepared = tables.entry(*table).or_insert_with(|| self.prepared(*table)).clone();
+            match prepared.and_then(|table| statements::for_job(&table, op, now)) {
                 Ok(statement) => {
                     statements.push(Some(statement));
                     outcomes.push(None);
@@ -358,40 +365,54 @@ impl ClusterThread {
             }
         }
         let sendable: Vec<Statement> = statements.iter().flatten().cloned().collect();
-        let replies = if writes { self.client.execute(&sendable, true) } else { self.client.query(&sendable) };
-        let replies = match replies {
-            Ok(replies) => {
-                self.reachable(Ok(()));
-                replies
-            }
-            Err(error) => {
-                self.reachable(Err(&error));
-                return outcomes.into_iter().map(|o| o.unwrap_or_else(|| Err(error.clone()))).collect();
-            }
-        };
-        let failed = replies.len() < sendable.len() || replies.iter().any(|r| matches!(r, Reply::Failed(_)));
-        let mut replies = replies.into_iter();
-        let pending =
-            jobs.iter().zip(statements).zip(outcomes.iter_mut()).filter(|((_, s), o)| s.is_some() && o.is_none());
-        if writes && failed && jobs.len() > 1 {
-            // The transaction rolled back: each job alone, so each outcome is its own.
-            for (((_, _, op), statement), outcome) in pending {
-                let alone = statement.map(|s| self.client.execute(&[s], true)).unwrap_or_else(|| Ok(Vec::new()));
-                *outcome =
-                    Some(alone.and_then(|mut r| {
-                        statements::outcome(op, r.pop().unwrap_or(Reply::Failed("no reply".into())))
-                    }));
-            }
-        } else {
-            for (((_, _, op), _), outcome) in pending {
-                let reply = replies.next().unwrap_or_else(|| Reply::Failed("the transaction was rolled back".into()));
-                *outcome = Some(statements::outcome(op, reply));
+        if !sendable.is_empty() {
+            let replies = if writes { self.client.execute(&sendable, true) } else { self.client.query(&sendable) };
+            let replies = match replies {
+                Ok(replies) => {
+                    self.answered();
+                    replies
+                }
+                Err(error) => {
+                    self.failed(&error);
+                    return outcomes.into_iter().map(|o| o.unwrap_or_else(|| Err(error.clone()))).collect();
+                }
+            };
+            let failed = replies.len() < sendable.len() || replies.iter().any(|r| matches!(r, Reply::Failed(_)));
+            let mut replies = replies.into_iter();
+            let pending =
+                jobs.iter().zip(statements).zip(outcomes.iter_mut()).filter(|((_, s), o)| s.is_some() && o.is_none());
+            if writes && failed && sendable.len() > 1 {
+                // The transaction rolled back: each job alone, so each outcome is its own.
+                for (((_, _, op), statement), outcome) in pending {
+                    *outcome = Some(match (self.down(), statement) {
+                        (Some(down), _) => Err(down),
+                        (None, Some(statement)) => self.alone(op, statement),
+                        (None, None) => Err(StoreError::new("ERR_INTERNAL", "a job without a statement")),
+                    });
+                }
+            } else {
+                for (((_, _, op), _), outcome) in pending {
+                    let reply =
+                        replies.next().unwrap_or_else(|| Reply::Failed("the transaction was rolled back".into()));
+                    *outcome = Some(statements::outcome(op, reply));
+                }
             }
         }
         outcomes
             .into_iter()
             .map(|o| o.unwrap_or_else(|| Err(StoreError::new("ERR_INTERNAL", "a job got no outcome"))))
             .collect()
+    }
+
+    /// One write in a transaction of its own.
+    fn alone(&mut self, op: &Op, statement: Statement) -> StoreResult<Outcome> {
+        match self.client.execute(&[statement], true) {
+            Ok(mut replies) => statements::outcome(op, replies.pop().unwrap_or(Reply::Failed("no reply".into()))),
+            Err(error) => {
+                self.failed(&error);
+                Err(error)
+            }
+        }
     }
 
     /// The table, set up on the cluster if that has not happened yet.
@@ -401,34 +422,68 @@ impl ClusterThread {
             .cloned()
             .ok_or_else(|| StoreError::new("ERR_INTERNAL", "unknown table handle"))?;
         if !entry.ready.load(Ordering::Relaxed) {
-            let result = upkeep::set_up_table(&self.client, &entry.table, entry.create);
-            if let Err(error) = &result {
-                if error.code == "ERR_CLUSTER_UNAVAILABLE" {
-                    self.reachable(Err(error));
-                }
-            }
-            result?;
+            upkeep::set_up_table(&self.client, &entry.table, entry.create).inspect_err(|error| self.failed(error))?;
             entry.ready.store(true, Ordering::Relaxed);
         }
         Ok(Arc::clone(&entry.table))
     }
 
-    /// Reports a change in whether the cluster answers.
-    fn reachable(&mut self, result: Result<(), &StoreError>) {
-        let up = match result {
-            Ok(()) => true,
-            Err(error) if error.code == "ERR_CLUSTER_UNAVAILABLE" => false,
-            Err(_) => return,
-        };
-        let mut known = crate::lock(&self.up);
-        if up == *known {
+    /// Why the cluster is taken to be unreachable, if it is.
+    fn down(&self) -> Option<StoreError> {
+        crate::lock(&self.reachability).down.clone()
+    }
+
+    /// A call failed: if because no node answered, the cluster is down from now on
+    /// (reported once) until a probe finds a leader.
+    fn failed(&self, error: &StoreError) {
+        if error.code != "ERR_CLUSTER_UNAVAILABLE" {
             return;
         }
-        *known = up;
-        let result = match result {
-            Ok(()) => Ok(Outcome::Count(1)),
-            Err(error) => Err(error.clone()),
-        };
-        self.sink.deliver(vec![Completion { ticket: CONNECTION_TICKET, result }]);
+        let mut reachability = crate::lock(&self.reachability);
+        if reachability.down.is_none() {
+            reachability.down = Some(error.clone());
+            reachability.last_probe = std::time::Instant::now();
+            self.sink.deliver(vec![Completion { ticket: CONNECTION_TICKET, result: Err(error.clone()) }]);
+        }
+    }
+
+    /// A request was answered. Only the write lane's answers, or a probe, say the
+    /// cluster is back: with `consistency: 'none'` a follower answers reads while no
+    /// leader can take writes.
+    fn answered(&self) {
+        if self.writes {
+            self.back_up();
+        }
+    }
+
+    fn back_up(&self) {
+        let mut reachability = crate::lock(&self.reachability);
+        if reachability.down.take().is_some() {
+            self.sink.deliver(vec![Completion { ticket: CONNECTION_TICKET, result: Ok(Outcome::Count(1)) }]);
+        }
+    }
+
+    /// While down, asks whether a node has a leader again, at most every `PROBE_EVERY`.
+    fn probe_if_down(&self) {
+        {
+            let mut reachability = crate::lock(&self.reachability);
+            if reachability.down.is_none() || reachability.last_probe.elapsed() < PROBE_EVERY {
+                return;
+            }
+            reachability.last_probe = std::time::Instant::now();
+        }
+        if self.client.ready() {
+            self.back_up();
+        }
+    }
+}
+
+/// The next task, or None (Some(None)) after `PROBE_EVERY` without one, so that the
+/// caller can probe; outer None when the store has gone.
+fn recv_or_probe(tasks: &Receiver<Task>) -> Option<Option<Task>> {
+    match tasks.recv_timeout(PROBE_EVERY) {
+        Ok(task) => Some(Some(task)),
+        Err(RecvTimeoutError::Timeout) => Some(None),
+        Err(RecvTimeoutError::Disconnected) => None,
     }
 }

@@ -23,9 +23,6 @@ use crate::sql::quote_identifier;
 use crate::upkeep::{jittered, PruneStats, LEASE_TABLE, PRUNE_BATCH};
 use crate::worker::{Completion, CompletionSink, BACKGROUND_TICKET};
 
-/// How long a requested prune's lease lasts if its holder dies mid-prune.
-const REQUEST_LEASE_MS: i64 = 60_000;
-
 enum Request {
     Schedule(Arc<Table>, Duration),
     Unschedule(Arc<Table>),
@@ -67,8 +64,7 @@ impl Upkeep {
                         }
                         Some(Request::Unschedule(table)) => schedules.retain(|(t, ..)| !Arc::ptr_eq(t, &table)),
                         Some(Request::Prune(ticket, table)) => {
-                            let result =
-                                guarded(&|| prune_with_lease(&client, &stats, &table, &owner, REQUEST_LEASE_MS, true));
+                            let result = guarded(&|| prune_now(&client, &stats, &table));
                             sink.deliver(vec![Completion { ticket, result: result.map(Outcome::Count) }]);
                         }
                         Some(Request::Backup(ticket, target)) => {
@@ -81,8 +77,7 @@ impl Upkeep {
                             for (table, interval, at) in schedules.iter_mut().filter(|(.., at)| *at <= now) {
                                 *at = now + jittered(*interval);
                                 let lease_ms = interval.as_millis().min(i64::MAX as u128) as i64;
-                                let result =
-                                    guarded(&|| prune_with_lease(&client, &stats, table, &owner, lease_ms, false));
+                                let result = guarded(&|| prune_with_lease(&client, &stats, table, &owner, lease_ms));
                                 if let Err(error) = result {
                                     stats.errors.fetch_add(1, Ordering::Relaxed);
                                     sink.deliver(vec![Completion { ticket: BACKGROUND_TICKET, result: Err(error) }]);
@@ -125,34 +120,43 @@ impl Upkeep {
     }
 }
 
-/// Deletes a table's expired sessions in batches unless another app server holds the
-/// table's lease (then 0 rows). `release`: give the lease back afterwards (a requested
-/// prune); a scheduled prune keeps it for `lease_ms`, its interval.
+/// A scheduled prune: deletes a table's expired sessions unless another app server
+/// holds the table's lease (then 0 rows), and keeps the lease for `lease_ms`, the
+/// interval, so that the next of all the servers' schedules to come due after it
+/// prunes again. The lease table is created in the same request: a prune may come
+/// before any job has set the table up.
 fn prune_with_lease(
     client: &Client,
     stats: &PruneStats,
     table: &Table,
     owner: &str,
     lease_ms: i64,
-    release: bool,
 ) -> StoreResult<i64> {
     let now = ops::now_ms();
-    let name = table.sql.table.as_str();
     let take = vec![
         Value::from(format!(
             "INSERT INTO {LEASE_TABLE} (name, owner, until) VALUES (?1, ?2, ?3) \
              ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until = excluded.until \
              WHERE until < ?4 OR owner = excluded.owner"
         )),
-        name.into(),
+        table.sql.table.as_str().into(),
         owner.into(),
         now.saturating_add(lease_ms).into(),
         now.into(),
     ];
-    if changed(client.execute(&[take], false)?)? != 1 {
+    let mut replies = client.execute(&[vec![Value::from(lease_table_sql())], take], false)?;
+    if changed(replies.drain(1..).collect())? != 1 {
         stats.skipped.fetch_add(1, Ordering::Relaxed);
         return Ok(0);
     }
+    prune_now(client, stats, table)
+}
+
+/// Deletes a table's expired sessions in batches of `PRUNE_BATCH` (each a Raft entry of
+/// its own, so writes of the app go in between). A prune asked for by `prune()` runs
+/// at once, lease or not: deleting expired rows twice deletes nothing twice.
+fn prune_now(client: &Client, stats: &PruneStats, table: &Table) -> StoreResult<i64> {
+    let now = ops::now_ms();
     let batch = super::statements::for_job(table, &ops::Op::Prune { limit: PRUNE_BATCH }, now)?;
     let mut total = 0;
     let result = loop {
@@ -163,20 +167,20 @@ fn prune_with_lease(
                     break Ok(total);
                 }
             }
+            // Not set up yet (no job has used it): nothing to prune.
+            Err(error) if total == 0 && error.message.contains("no such table") => break Ok(0),
             Err(error) => break Err(error),
         }
     };
-    if release {
-        let give_back = vec![
-            Value::from(format!("DELETE FROM {LEASE_TABLE} WHERE name = ?1 AND owner = ?2")),
-            name.into(),
-            owner.into(),
-        ];
-        let _ = client.execute(&[give_back], false);
-    }
     stats.runs.fetch_add(1, Ordering::Relaxed);
     stats.rows.fetch_add(total.max(0) as u64, Ordering::Relaxed);
     result
+}
+
+fn lease_table_sql() -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {LEASE_TABLE} (name TEXT PRIMARY KEY, owner TEXT NOT NULL, until INTEGER NOT NULL)"
+    )
 }
 
 fn changed(replies: Vec<Reply>) -> StoreResult<i64> {
@@ -220,27 +224,77 @@ pub fn set_up_table(client: &Client, table: &Table, create: bool) -> StoreResult
             )),
         };
     }
+    // The table first, then its columns checked (an index on a missing column would
+    // fail with a less useful message), then the indexes and the version record.
     let sql = &table.sql;
-    let statements: Vec<Vec<Value>> = [
-        sql.create_table.as_str(),
-        sql.create_expires_index.as_str(),
-        sql.create_user_index.as_str(),
-        &format!("CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (name TEXT PRIMARY KEY COLLATE NOCASE, version INTEGER NOT NULL)"),
-        &format!("CREATE TABLE IF NOT EXISTS {LEASE_TABLE} (name TEXT PRIMARY KEY, owner TEXT NOT NULL, until INTEGER NOT NULL)"),
-    ]
-    .iter()
-    .map(|text| vec![Value::from(*text)])
-    .chain(std::iter::once(vec![
+    let version_table = format!(
+        "CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (name TEXT PRIMARY KEY COLLATE NOCASE, version INTEGER NOT NULL)"
+    );
+    let plain = |texts: &[&str]| texts.iter().map(|text| vec![Value::from(*text)]).collect::<Vec<_>>();
+    execute_all(client, &plain(&[&sql.create_table, &version_table, &lease_table_sql()]))?;
+    add_missing_columns(client, table)?;
+    let mut finish = plain(&[&sql.create_expires_index, &sql.create_user_index]);
+    finish.push(vec![
         Value::from(format!(
             "INSERT INTO {VERSION_TABLE} (name, version) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET version = excluded.version"
         )),
         name.into(),
         SCHEMA_VERSION.into(),
-    ]))
-    .collect();
-    for reply in client.execute(&statements, true)? {
+    ]);
+    execute_all(client, &finish)
+}
+
+/// Runs statements in one transaction; the first failure is the error.
+fn execute_all(client: &Client, statements: &[Vec<Value>]) -> StoreResult<()> {
+    for reply in client.execute(statements, true)? {
         if let Reply::Failed(message) = reply {
             return Err(sql_error(&message));
+        }
+    }
+    Ok(())
+}
+
+/// A table that was already there (made by another app server with other extra
+/// columns, or by something else) gets the extra columns this store declares; one
+/// without the store's own columns is refused, as on a file.
+fn add_missing_columns(client: &Client, table: &Table) -> StoreResult<()> {
+    let sql = &table.sql;
+    let columns =
+        client.query(&[vec![Value::from("SELECT name FROM pragma_table_info(?1)"), sql.table.as_str().into()]])?;
+    let names: Vec<String> = match columns.into_iter().next() {
+        Some(Reply::Rows(rows)) => rows.iter().filter_map(|row| row.first()?.as_str().map(str::to_owned)).collect(),
+        Some(Reply::Failed(message)) => return Err(sql_error(&message)),
+        _ => Vec::new(),
+    };
+    let has = |wanted: &str| names.iter().any(|name| name.eq_ignore_ascii_case(wanted));
+    if let Some(missing) = crate::sql::BUILT_IN_COLUMNS.iter().find(|c| !has(c)) {
+        return Err(StoreError::new(
+            "ERR_BAD_TABLE",
+            format!(
+                "table {} on the cluster has no {missing} column: it was not made by this store",
+                quote_identifier(&sql.table)
+            ),
+        ));
+    }
+    let additions: Vec<Vec<Value>> = sql
+        .extra_columns
+        .iter()
+        .filter(|column| !has(&column.name))
+        .map(|column| {
+            let add = format!(
+                "ALTER TABLE {} ADD COLUMN {} {}",
+                quote_identifier(&sql.table),
+                quote_identifier(&column.name),
+                column.sql_type
+            );
+            vec![Value::from(add)]
+        })
+        .collect();
+    // One at a time: another app server may add the same column at the same moment.
+    for addition in additions {
+        match execute_all(client, &[addition]) {
+            Err(error) if error.message.contains("duplicate column") => {}
+            result => result?,
         }
     }
     Ok(())
