@@ -131,25 +131,30 @@ class Core {
    * (a cluster: every read is a network hop).
    */
   get(table, sid, then) {
-    this.#pointRead(then, (native) => native.get(table, sid), { table, op: Op.Get, sid })
-  }
-
-  /** When the session was last written (epoch ms) or null, to `then`, as `get`. */
-  lastWrite(table, sid, then) {
-    this.#pointRead(then, (native) => native.lastWrite(table, sid), { table, op: Op.LastWrite, sid })
-  }
-
-  #pointRead(then, readNow, job) {
     if (this.#closed) return then(closedError())
     let found
     try {
-      found = readNow(this.#native)
+      found = this.#native.get(table, sid)
     } catch (error) {
       return then(this.#noticed(error))
     }
     // Only a queued job can answer (a cluster): it joins this turn's jobs, so that the
-    // reads and writes of one turn reach the engine together.
-    if (found === undefined) return this.write(then, job)
+    // reads and writes of one turn reach the engine together. (The job object is made
+    // only then: a local get is a few µs, and this is its hot path.)
+    if (found === undefined) return this.write(then, { table, op: Op.Get, sid })
+    then(undefined, found)
+  }
+
+  /** When the session was last written (epoch ms) or null, to `then`, as `get`. */
+  lastWrite(table, sid, then) {
+    if (this.#closed) return then(closedError())
+    let found
+    try {
+      found = this.#native.lastWrite(table, sid)
+    } catch (error) {
+      return then(this.#noticed(error))
+    }
+    if (found === undefined) return this.write(then, { table, op: Op.LastWrite, sid })
     then(undefined, found)
   }
 
