@@ -454,3 +454,19 @@ test('extra columns a store declares are added to a table another app server mad
   assert.deepEqual(await cluster.query(leader, `SELECT id, plan FROM "${tableName}" ORDER BY id`), [["a", null], ["b", "pro"]])
   await wider.close()
 })
+
+test('the gets of one turn (one statement on the cluster) each get their own answer: hits, misses, repeats, expired', async () => {
+  const store = clusterStore()
+  for (let i = 0; i < 40; i++) await store.set(`s${i}`, { ...sessionFor('x'), n: i })
+  await store.set('soon', { cookie: { expires: future(300) } })
+  const other = clusterStore()
+  await other.set('s1', { ...sessionFor('y'), n: 'other table' })
+  await sleep(350)
+  const sids = [...Array.from({ length: 40 }, (_, i) => `s${i}`), 's3', 's3', 'missing', 'soon', 's39']
+  const got = await Promise.all([...sids.map((sid) => store.get(sid)), other.get('s1'), other.get('s2')])
+  assert.deepEqual(
+    got.map((s) => (s === null ? null : s.n)),
+    [...Array.from({ length: 40 }, (_, i) => i), 3, 3, null, null, 39, 'other table', null],
+  )
+  await Promise.all([store.close(), other.close()])
+})

@@ -17,6 +17,7 @@ mod client;
 mod statements;
 mod upkeep;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
@@ -334,7 +335,7 @@ impl ClusterThread {
             if segment.is_empty() {
                 continue;
             }
-            let outcomes = self.run_segment(&segment, writing);
+            let outcomes = if writing { self.run_segment(&segment, true) } else { self.run_reads(&segment) };
             completions.extend(
                 segment.iter().zip(outcomes).map(|((ticket, ..), result)| Completion { ticket: *ticket, result }),
             );
@@ -348,7 +349,7 @@ impl ClusterThread {
         }
         let now = ops::now_ms();
         // Each table this segment uses, set up if it is not yet (once per table).
-        let mut tables: std::collections::HashMap<u32, StoreResult<Arc<Table>>> = std::collections::HashMap::new();
+        let mut tables: HashMap<u32, StoreResult<Arc<Table>>> = HashMap::new();
         let mut statements: Vec<Option<Statement>> = Vec::with_capacity(jobs.len());
         let mut outcomes: Vec<Option<StoreResult<Outcome>>> = Vec::with_capacity(jobs.len());
         for (_, table, op) in jobs {
@@ -401,6 +402,85 @@ impl ClusterThread {
         outcomes
             .into_iter()
             .map(|o| o.unwrap_or_else(|| Err(StoreError::new("ERR_INTERNAL", "a job got no outcome"))))
+            .collect()
+    }
+
+    /// Reads as one query, the gets of each table folded into one statement
+    /// (`id IN (...)`): rqlite's cost is per statement, about twice a single lookup's
+    /// for 64 of them measured on one node.
+    fn run_reads(&mut self, jobs: &[(u32, u32, Op)]) -> Outcomes {
+        /// Where a job's answer will be: its own statement, a table's gets statement, or
+        /// nowhere (it failed before sending).
+        enum Slot {
+            Own(usize),
+            Gets(usize),
+            Failed(StoreError),
+        }
+        if let Some(down) = self.down() {
+            return jobs.iter().map(|_| Err(down.clone())).collect();
+        }
+        let now = ops::now_ms();
+        let mut tables: HashMap<u32, StoreResult<Arc<Table>>> = HashMap::new();
+        let mut statements: Vec<Statement> = Vec::new();
+        let mut gets: HashMap<u32, (usize, Arc<Table>, Vec<String>)> = HashMap::new();
+        let mut slots = Vec::with_capacity(jobs.len());
+        for (_, table_id, op) in jobs {
+            let prepared = tables.entry(*table_id).or_insert_with(|| self.prepared(*table_id)).clone();
+            slots.push(match (prepared, op) {
+                (Err(error), _) => Slot::Failed(error),
+                (Ok(table), Op::Get { sid }) => {
+                    let (index, _, ids) = gets.entry(*table_id).or_insert_with(|| {
+                        statements.push(Vec::new());
+                        (statements.len() - 1, table, Vec::new())
+                    });
+                    ids.push(sid.clone());
+                    Slot::Gets(*index)
+                }
+                (Ok(table), op) => match statements::for_job(&table, op, now) {
+                    Ok(statement) => {
+                        statements.push(statement);
+                        Slot::Own(statements.len() - 1)
+                    }
+                    Err(error) => Slot::Failed(error),
+                },
+            });
+        }
+        for (index, table, ids) in gets.into_values() {
+            statements[index] = statements::for_gets(&table, &ids, now);
+        }
+        let replies = if statements.is_empty() { Ok(Vec::new()) } else { self.client.query(&statements) };
+        let mut replies = match replies {
+            Ok(replies) => replies.into_iter().map(Some).collect::<Vec<_>>(),
+            Err(error) => {
+                self.failed(&error);
+                return slots
+                    .into_iter()
+                    .map(|slot| Err(if let Slot::Failed(own) = slot { own } else { error.clone() }))
+                    .collect();
+            }
+        };
+        let mut found: HashMap<usize, StoreResult<statements::Sessions>> = HashMap::new();
+        let missing = || Reply::Failed("no reply".into());
+        jobs.iter()
+            .zip(slots)
+            .map(|((_, _, op), slot)| match slot {
+                Slot::Failed(error) => Err(error),
+                Slot::Own(index) => {
+                    statements::outcome(op, replies.get_mut(index).and_then(Option::take).unwrap_or_else(missing))
+                }
+                Slot::Gets(index) => {
+                    let sessions = found.entry(index).or_insert_with(|| {
+                        statements::sessions(replies.get_mut(index).and_then(Option::take).unwrap_or_else(missing))
+                    });
+                    let Op::Get { sid } = op else { return Err(StoreError::new("ERR_INTERNAL", "not a get")) };
+                    match sessions {
+                        Ok(sessions) => Ok(sessions
+                            .get(sid)
+                            .map_or(Outcome::Missing, |(data, expires)| Outcome::Entry(data.clone(), *expires))),
+                        Err(error) => Err(error.clone()),
+                    }
+                }
+            })
             .collect()
     }
 

@@ -67,6 +67,42 @@ pub fn for_job(table: &Table, op: &Op, now: i64) -> StoreResult<Statement> {
     })
 }
 
+/// One statement for the gets of several sessions of one table: the live ones among
+/// `ids`, with their data and expiry (`sessions` reads the reply).
+pub fn for_gets(table: &Table, ids: &[String], now: i64) -> Statement {
+    let placeholders: Vec<String> = (0..ids.len()).map(|i| format!("?{}", i + 2)).collect();
+    let sql = format!(
+        "SELECT id, data, expires FROM {} WHERE expires > ?1 AND id IN ({})",
+        crate::sql::quote_identifier(&table.sql.table),
+        placeholders.join(", ")
+    );
+    let mut params = Vec::with_capacity(ids.len() + 1);
+    params.push(Value::from(now));
+    params.extend(ids.iter().map(|id| Value::from(id.as_str())));
+    statement(&sql, params)
+}
+
+/// Live sessions by id: data and stored expiry.
+pub type Sessions = std::collections::HashMap<String, (String, i64)>;
+
+/// The reply to a `for_gets` statement.
+pub fn sessions(reply: Reply) -> StoreResult<Sessions> {
+    let rows = match reply {
+        Reply::Failed(message) => return Err(sql_error(&message)),
+        Reply::Changed(_) => Vec::new(),
+        Reply::Rows(rows) => rows,
+    };
+    rows.iter()
+        .map(|row| match row.as_slice() {
+            [id, data, expires, ..] => match (id.as_str(), data.as_str(), expires.as_i64()) {
+                (Some(id), Some(data), Some(expires)) => Ok((id.to_owned(), (data.to_owned(), expires))),
+                _ => Err(unexpected()),
+            },
+            _ => Err(unexpected()),
+        })
+        .collect()
+}
+
 /// The outcome of a job from its statement's reply.
 pub fn outcome(op: &Op, reply: Reply) -> StoreResult<Outcome> {
     let rows = match reply {
@@ -144,6 +180,23 @@ mod tests {
         );
         let sql = statement[0].as_str().expect("sql");
         assert!(!sql.to_ascii_lowercase().contains("now") && !sql.contains("random"), "{sql}");
+    }
+
+    #[test]
+    fn the_gets_of_a_round_are_one_statement_and_their_reply_is_read_by_id() {
+        let table = Table::new("Sessions", None);
+        let ids = vec!["a".to_string(), "b".to_string(), "a".to_string()];
+        let statement = for_gets(&table, &ids, 42);
+        assert_eq!(
+            statement[0],
+            Value::from("SELECT id, data, expires FROM \"Sessions\" WHERE expires > ?1 AND id IN (?2, ?3, ?4)")
+        );
+        assert_eq!(statement[1..], [Value::from(42), Value::from("a"), Value::from("b"), Value::from("a")]);
+        let reply = Reply::Rows(vec![vec![Value::from("b"), Value::from("{}"), Value::from(99)]]);
+        let found = sessions(reply).expect("read");
+        assert_eq!(found.get("b"), Some(&("{}".to_string(), 99)));
+        assert_eq!(found.get("a"), None);
+        assert_eq!(sessions(Reply::Failed("no such table: Sessions".into())).unwrap_err().code, "SQLITE_ERROR");
     }
 
     #[test]
