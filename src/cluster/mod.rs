@@ -335,7 +335,7 @@ impl ClusterThread {
             if segment.is_empty() {
                 continue;
             }
-            let outcomes = if writing { self.run_segment(&segment, true) } else { self.run_reads(&segment) };
+            let outcomes = if writing { self.run_writes(&segment) } else { self.run_reads(&segment) };
             completions.extend(
                 segment.iter().zip(outcomes).map(|((ticket, ..), result)| Completion { ticket: *ticket, result }),
             );
@@ -343,7 +343,8 @@ impl ClusterThread {
         completions
     }
 
-    fn run_segment(&mut self, jobs: &[(u32, u32, Op)], writes: bool) -> Outcomes {
+    /// Writes as one transaction; if it rolls back, each job alone.
+    fn run_writes(&mut self, jobs: &[(u32, u32, Op)]) -> Outcomes {
         if let Some(down) = self.down() {
             return jobs.iter().map(|_| Err(down.clone())).collect();
         }
@@ -367,7 +368,7 @@ impl ClusterThread {
         }
         let sendable: Vec<Statement> = statements.iter().flatten().cloned().collect();
         if !sendable.is_empty() {
-            let replies = if writes { self.client.execute(&sendable, true) } else { self.client.query(&sendable) };
+            let replies = self.client.execute(&sendable, true);
             let replies = match replies {
                 Ok(replies) => {
                     self.answered();
@@ -382,7 +383,7 @@ impl ClusterThread {
             let mut replies = replies.into_iter();
             let pending =
                 jobs.iter().zip(statements).zip(outcomes.iter_mut()).filter(|((_, s), o)| s.is_some() && o.is_none());
-            if writes && failed && sendable.len() > 1 {
+            if failed && sendable.len() > 1 {
                 // The transaction rolled back: each job alone, so each outcome is its own.
                 for (((_, _, op), statement), outcome) in pending {
                     *outcome = Some(match (self.down(), statement) {
