@@ -20,7 +20,7 @@ use crate::identity::FileIdentity;
 use crate::open::{open_connection, prepare_location, Conn, Location, OpenOptions};
 use crate::ops::{self, Op, Outcome, Table};
 use crate::schema::{ensure_table, SchemaOptions};
-use crate::upkeep::{PruneStats, Upkeep};
+use crate::upkeep::{PruneStats, Upkeep, PRUNE_BATCH_TIME, PRUNE_BATCH_TIME_SHARED};
 use crate::worker::{CompletionSink, Worker};
 use crate::{lock, SharedConn};
 
@@ -110,7 +110,8 @@ impl Database {
             Location::Memory(_) => None,
         };
         let prune_stats = Arc::new(PruneStats::default());
-        let upkeep = Upkeep::start(upkeep_conn, Arc::clone(&sink), Arc::clone(&prune_stats))?;
+        let batch_time = if location.is_memory() { PRUNE_BATCH_TIME_SHARED } else { PRUNE_BATCH_TIME };
+        let upkeep = Upkeep::start(upkeep_conn, Arc::clone(&sink), Arc::clone(&prune_stats), batch_time)?;
         let checkpoint = upkeep.checkpoint_request();
         let wal_pages = Arc::new(AtomicI64::new(0));
         let hook_pages = Arc::clone(&wal_pages);

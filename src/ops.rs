@@ -259,25 +259,20 @@ pub fn run_batch(conn: &Connection, jobs: &[Job], now: i64, may_wait: bool) -> S
     Ok(jobs.iter().map(|job| run(conn, &job.table, &job.op, now)).collect())
 }
 
-/// Deletes expired rows of one table in short transactions of at most `batch` rows,
-/// so that other connections never wait long for the write lock. Returns rows deleted.
-pub fn prune(
-    conn: &Connection,
-    table: &Table,
-    now: i64,
-    batch: i64,
-    keep_going: impl Fn() -> bool,
-) -> StoreResult<i64> {
-    let mut total = 0;
-    loop {
-        let Outcome::Count(deleted) = run(conn, table, &Op::Prune { limit: batch }, now)? else {
-            return Err(StoreError::new("ERR_INTERNAL", "prune returned rows"));
-        };
-        total += deleted;
-        if deleted < batch || !keep_going() {
-            return Ok(total);
-        }
-    }
+/// Deletes up to `limit` expired rows of one table in one transaction; returns how many.
+/// By rowid when the table has one (a table of an earlier version may be WITHOUT ROWID).
+pub fn prune_batch(conn: &Connection, table: &Table, now: i64, limit: i64) -> StoreResult<i64> {
+    let sql = &table.sql;
+    let text = if has_rowid(conn, &sql.table)? { &sql.prune_batch_by_rowid } else { &sql.prune_batch };
+    Ok(conn.prepare_cached(text)?.execute(rusqlite::params![now, limit])? as i64)
+}
+
+fn has_rowid(conn: &Connection, table: &str) -> StoreResult<bool> {
+    let without_rowid: Option<i64> = conn
+        .prepare_cached("SELECT wr FROM pragma_table_list WHERE schema = 'main' AND name = ?1")?
+        .query_row([table], |row| row.get(0))
+        .optional()?;
+    Ok(without_rowid == Some(0))
 }
 
 #[cfg(test)]
@@ -443,18 +438,46 @@ mod tests {
         drop((ours, other));
     }
 
+    /// On the three shapes a table can have: this version's (by rowid), one whose extra
+    /// columns hide every name of the rowid, and a WITHOUT ROWID table of an earlier
+    /// version (both by id).
     #[test]
     fn prune_deletes_exactly_the_expired_rows() {
-        let (conn, table) = setup(None);
-        for i in 0..1050 {
-            let expires = if i % 3 == 0 { NOW + 1_000_000 } else { NOW - i };
-            run(&conn, &table, &set(&format!("s{i}"), "{}", expires), NOW - 10_000).expect("set");
+        use crate::sql::ExtraColumn;
+        let column = |name: &str| ExtraColumn { name: name.into(), sql_type: "TEXT".into() };
+        let shapes = [
+            ("rowid", vec![], false),
+            ("a column named rowid", vec![column("RowId")], false),
+            ("every rowid name hidden", vec![column("rowid"), column("_rowid_"), column("oid")], false),
+            ("without rowid", vec![], true),
+        ];
+        for (shape, extra, without_rowid) in shapes {
+            let mut conn = Connection::open_in_memory().expect("open");
+            let table = Table::with_extra_columns("Sessions", None, &extra);
+            if without_rowid {
+                let create = table.sql.create_table.replace("DEFAULT 0)", "DEFAULT 0) WITHOUT ROWID");
+                conn.execute_batch(&create).expect("create without rowid");
+            }
+            ensure_table(&mut conn, &table.sql, &schema_options(NOW, 1000)).expect("schema");
+            for i in 0..1050 {
+                let expires = if i % 3 == 0 { NOW + 1_000_000 } else { NOW - i };
+                let extras = vec![rusqlite::types::Value::Null; extra.len()];
+                let op = Op::Set { sid: format!("s{i}"), data: "{}".into(), expires, user_key: None, extras };
+                run(&conn, &table, &op, NOW - 10_000).expect("set");
+            }
+            let mut deleted = 0;
+            let last = loop {
+                let batch = prune_batch(&conn, &table, NOW, 100).expect("prune");
+                deleted += batch;
+                if batch < 100 {
+                    break batch;
+                }
+            };
+            assert_eq!((deleted, last), (700, 0), "{shape}: 700 expired rows, in batches of at most 100");
+            assert_eq!(run(&conn, &table, &Op::Length, NOW).expect("len"), Outcome::Count(350), "{shape}");
+            let remaining: i64 = conn.query_row("SELECT COUNT(*) FROM Sessions", [], |r| r.get(0)).expect("count");
+            assert_eq!(remaining, 350, "{shape}");
         }
-        let deleted = prune(&conn, &table, NOW, 100, || true).expect("prune");
-        assert_eq!(deleted, 700);
-        assert_eq!(run(&conn, &table, &Op::Length, NOW).expect("len"), Outcome::Count(350));
-        let remaining: i64 = conn.query_row("SELECT COUNT(*) FROM Sessions", [], |r| r.get(0)).expect("count");
-        assert_eq!(remaining, 350);
     }
 
     /// A full disk, made real and deterministic: `max_page_count` caps the file of a

@@ -74,10 +74,18 @@ pub struct TableSql {
     /// Every live session with its expiry, for copying sessions to another store.
     pub export: String,
     pub prune_batch: String,
+    /// `prune_batch` for a rowid table (every table this version creates): the rows are
+    /// found and deleted by rowid, without a descent of the id index for each.
+    pub prune_batch_by_rowid: String,
     pub ids_by_user: String,
     pub destroy_by_user: String,
     pub count_expired: String,
     pub extra_columns: Vec<ExtraColumn>,
+}
+
+/// A name of the rowid that no column of the table hides (a column may be named `rowid`).
+fn rowid_name(extra: &[ExtraColumn]) -> Option<&'static str> {
+    ["rowid", "_rowid_", "oid"].into_iter().find(|name| !extra.iter().any(|c| c.name.eq_ignore_ascii_case(name)))
 }
 
 impl TableSql {
@@ -98,6 +106,8 @@ impl TableSql {
         let expires_index = quote_identifier(&format!("{table}.expiry"));
         let expired = format!("expiry_bucket <= (?1 >> {EXPIRY_BUCKET_SHIFT}) AND expires <= ?1");
         let expired_count = format!("SELECT COUNT(*) FROM {t} WHERE {expired}");
+        let prune_by =
+            |key: &str| format!("DELETE FROM {t} WHERE {key} IN (SELECT {key} FROM {t} WHERE {expired} LIMIT ?2)");
         let user_index = quote_identifier(&format!("{table}.user_key"));
         // An expired row that is set again starts a new life: its creation time resets.
         // ?3 is the cookie expiry, ?5 the absolute lifetime in ms (capped by created + ?5).
@@ -162,10 +172,8 @@ impl TableSql {
             ids: format!("SELECT id FROM {t} WHERE expires > ?1 ORDER BY id"),
             all: format!("SELECT id, data FROM {t} WHERE expires > ?1 ORDER BY id"),
             export: format!("SELECT id, data, expires FROM {t} WHERE expires > ?1 ORDER BY id"),
-            prune_batch: format!(
-                "DELETE FROM {t} WHERE id IN \
-                 (SELECT id FROM {t} WHERE {expired} LIMIT ?2)"
-            ),
+            prune_batch: prune_by("id"),
+            prune_batch_by_rowid: prune_by(rowid_name(extra).unwrap_or("id")),
             ids_by_user: format!("SELECT id FROM {t} WHERE user_key = ?1 AND expires > ?2 ORDER BY id"),
             destroy_by_user: format!("DELETE FROM {t} WHERE user_key = ?1 AND expires > ?2 AND id IS NOT ?3"),
             count_expired: expired_count,

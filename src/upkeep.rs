@@ -17,9 +17,29 @@ use crate::ops::{self, Outcome, Table};
 use crate::worker::{Completion, CompletionSink, BACKGROUND_TICKET};
 use crate::{lock, SharedConn};
 
-/// Rows deleted per transaction: short enough that other connections waiting for the
-/// write lock wait a few milliseconds at most.
-pub const PRUNE_BATCH: i64 = 500;
+/// Each prune transaction of a file is sized to take about this long. Every batch
+/// touches pages all over the id index (ids are random), so the index is rewritten once
+/// per batch: 100,000 expired rows in batches of 500 (with equal pauses) took 4.1 s
+/// here, in one DELETE 0.9 s. Sized by time, a backlog goes in a few large batches
+/// (0.8-1.05 s) while a routine prune of a few thousand rows is one short one.
+/// Meanwhile other writers wait at most this long for the write lock (ours hand their
+/// writes to the writer thread, so the event loop never waits).
+pub const PRUNE_BATCH_TIME: Duration = Duration::from_millis(100);
+
+/// The same for an in-memory database, whose one connection the JS thread shares: it
+/// waits for the batch, so batches stay as short as a single write.
+pub const PRUNE_BATCH_TIME_SHARED: Duration = Duration::from_millis(2);
+
+/// Rows in the first transaction of a prune; later ones are sized by the time it took.
+const PRUNE_FIRST_BATCH: i64 = 1000;
+const PRUNE_BATCH_LIMITS: (i64, i64) = (100, 100_000);
+
+/// The next batch size: scaled towards `target`, at most doubling or halving.
+fn next_batch(rows: i64, took: Duration, target: Duration) -> i64 {
+    let target = target.as_secs_f64();
+    let scaled = rows as f64 * target / took.as_secs_f64().max(1e-6);
+    (scaled as i64).clamp(rows / 2, rows * 2).clamp(PRUNE_BATCH_LIMITS.0, PRUNE_BATCH_LIMITS.1)
+}
 
 /// How long a prune lease lasts if its holder dies mid-prune.
 const LEASE_MS: i64 = 5 * 60 * 1000;
@@ -57,6 +77,7 @@ struct Shared {
     stopping: AtomicBool,
     stats: Arc<PruneStats>,
     owner: String,
+    batch_time: Duration,
 }
 
 /// Lets the writer connection ask for a checkpoint without waiting for it.
@@ -89,13 +110,21 @@ pub fn jittered(interval: Duration) -> Duration {
 }
 
 impl Upkeep {
-    pub fn start(conn: SharedConn, sink: Arc<dyn CompletionSink>, stats: Arc<PruneStats>) -> StoreResult<Upkeep> {
+    /// `batch_time`: how long one prune transaction may hold the write lock
+    /// (`PRUNE_BATCH_TIME`, or `PRUNE_BATCH_TIME_SHARED` when the JS thread shares `conn`).
+    pub fn start(
+        conn: SharedConn,
+        sink: Arc<dyn CompletionSink>,
+        stats: Arc<PruneStats>,
+        batch_time: Duration,
+    ) -> StoreResult<Upkeep> {
         let shared = Arc::new(Shared {
             state: Mutex::default(),
             wake: Condvar::new(),
             stopping: AtomicBool::new(false),
             stats,
             owner: format!("{}-{:x}", std::process::id(), random_u64()),
+            batch_time,
         });
         let thread_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
@@ -240,21 +269,24 @@ fn prune_with_lease(conn: &SharedConn, shared: &Shared, table: &Table) -> StoreR
         return Ok(0);
     }
     let mut total = 0;
+    let mut rows = PRUNE_FIRST_BATCH;
     let result = loop {
         let started = Instant::now();
-        let batch = ops::prune(&lock(conn), table, now, PRUNE_BATCH, || false);
+        let batch = ops::prune_batch(&lock(conn), table, now, rows);
+        let took = started.elapsed();
         match batch {
             Ok(deleted) => {
                 total += deleted;
-                if deleted < PRUNE_BATCH || shared.stopping.load(Ordering::Relaxed) {
+                if deleted < rows || shared.stopping.load(Ordering::Relaxed) {
                     break Ok(total);
                 }
             }
             Err(e) => break Err(e),
         }
-        // Half duty: on a small machine a thread deleting flat out takes a core the event
-        // loop may need, and other connections are waiting for the write lock.
-        std::thread::sleep(started.elapsed().min(Duration::from_millis(20)));
+        rows = next_batch(rows, took, shared.batch_time);
+        // A gap after each transaction, long enough for a writer backing off in its busy
+        // handler (steps of up to 25 ms) to find the lock free.
+        std::thread::sleep((took / 4).clamp(Duration::from_millis(1), Duration::from_millis(25)));
     };
     let _ = release_lease(&lock(conn), &table.sql.table, &shared.owner);
     shared.stats.runs.fetch_add(1, Ordering::Relaxed);
@@ -285,6 +317,18 @@ fn release_lease(conn: &Connection, name: &str, owner: &str) -> StoreResult<()> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batches_grow_and_shrink_towards_the_target_time_at_most_twofold() {
+        let target = PRUNE_BATCH_TIME;
+        let next = |rows, took| next_batch(rows, took, target);
+        assert_eq!(next(1000, target), 1000, "on target");
+        assert_eq!(next(1000, target / 10), 2000, "fast: at most doubled");
+        assert_eq!(next(1000, target * 10), 500, "slow: at most halved");
+        assert!((790..=810).contains(&next(1000, target * 5 / 4)), "in between: scaled");
+        assert_eq!(next(150, target * 10), PRUNE_BATCH_LIMITS.0, "never below the floor");
+        assert_eq!(next(90_000, Duration::ZERO), PRUNE_BATCH_LIMITS.1, "never above the ceiling");
+    }
 
     #[test]
     fn jitter_stays_within_half_either_side() {

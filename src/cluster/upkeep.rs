@@ -20,7 +20,7 @@ use crate::error::{StoreError, StoreResult};
 use crate::ops::{self, Outcome, Table};
 use crate::schema::{SCHEMA_VERSION, VERSION_TABLE};
 use crate::sql::quote_identifier;
-use crate::upkeep::{jittered, PruneStats, LEASE_TABLE, PRUNE_BATCH};
+use crate::upkeep::{jittered, PruneStats, LEASE_TABLE};
 use crate::worker::{Completion, CompletionSink, BACKGROUND_TICKET};
 
 enum Request {
@@ -151,6 +151,8 @@ fn prune_with_lease(
     }
     prune_now(client, stats, table)
 }
+
+const PRUNE_BATCH: i64 = 500;
 
 /// Deletes a table's expired sessions in batches of `PRUNE_BATCH` (each a Raft entry of
 /// its own, so writes of the app go in between). A prune asked for by `prune()` runs
