@@ -52,7 +52,7 @@ test('defaults: touches write at once, no lifetime cap, a 1 MiB session limit, t
   await assert.rejects(store.set('bigger', { cookie: {}, pad: 'x'.repeat(1024 * 1024 - overhead + 1) }), {
     code: 'ERR_SESSION_TOO_LARGE',
   })
-  // cacheSize 64 MiB: a session just written is read from memory.
+  // cacheSize 8 MiB: a session just written is read from memory.
   await store.get('s')
   assert.ok((await store.stats()).cachedReads >= 1, 'the session cache answered')
   await store.close()

@@ -129,8 +129,8 @@ const DATABASE_OPTIONS = {
   ca: (value) => typeof value === 'string' || Buffer.isBuffer(value) || 'PEM text (a string or a Buffer)',
 }
 
-/** MiB of sessions the read cache keeps: 100,000 sessions of ~0.5 KB. */
-const DEFAULT_CACHE_MIB = 64
+/** MiB of sessions the read cache keeps: ~13,000 sessions of ~0.5 KB (see src/cache.rs). */
+const DEFAULT_CACHE_MIB = 8
 
 const STORE_OPTIONS = {
   tableName: check.tableName,

@@ -256,10 +256,6 @@ fn set_up(
 ) -> StoreResult<()> {
     install_busy_handler(conn, options.busy_timeout_ms, fail_fast, busy_retries)?;
     conn.set_prepared_statement_cache_capacity(64);
-    // SQLite's default page cache (2 MB) holds about 3,000 sessions: past that every
-    // write re-reads its pages from the OS. A bounded 32 MiB keeps the hot part of a
-    // large table in memory and RSS still stops growing once it is full.
-    conn.execute_batch(PAGE_CACHE_PRAGMA)?;
     // Reading the schema is the first real access: a file that is not a database fails here.
     conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |row| row.get::<_, i64>(0))?;
     if let Location::File(_) = location {
@@ -267,9 +263,6 @@ fn set_up(
     }
     Ok(())
 }
-
-/// Negative: KiB rather than pages, whatever the page size.
-const PAGE_CACHE_PRAGMA: &str = "PRAGMA cache_size = -32768";
 
 fn install_busy_handler(
     conn: &mut Connection,

@@ -36,16 +36,41 @@ function sidTable(prefix, count) {
   return Array.from({ length: count }, (_, i) => sidFor(prefix, i))
 }
 
+/** Draws for the Zipf-like read pattern (exponent 1 over the N sessions by rank): most
+ * requests come from a few active users, as in a real app. At N = 100,000 the most
+ * active 1 % of sessions get about 62 % of the reads and the top 20 % about 87 %. */
+const ZIPF_DRAWS = 1 << 16
+function zipfRanks(n, count, seed = 12345) {
+  const cumulative = new Float64Array(n)
+  let sum = 0
+  for (let rank = 0; rank < n; rank++) cumulative[rank] = sum += 1 / (rank + 1)
+  let state = seed
+  const random = () => ((state = (Math.imul(state, 1103515245) + 12345) >>> 0) / 2 ** 32)
+  return Array.from({ length: count }, () => {
+    const target = random() * sum
+    let low = 0
+    let high = n - 1
+    while (low < high) {
+      const mid = (low + high) >> 1
+      if (cumulative[mid] < target) low = mid + 1
+      else high = mid
+    }
+    return low
+  })
+}
+
 function phases(store, n) {
   const sids = sidTable('sid', n)
   const missing = sidTable('missing', MISSING_POOL)
   // k * 7919 (a prime) mod n walks the population in a scattered order.
   const existing = (k) => sids[(k * 7919) % n]
+  const zipf = zipfRanks(n, ZIPF_DRAWS).map((rank) => existing(rank))
   const both = (name, make, extra = {}) =>
     [1, 64].map((concurrency) => ({ name: `${name} c${concurrency}`, concurrency, op: make(`c${concurrency}`), ...extra }))
   const quarter = Math.floor(n / 4)
   return [
     ...both('get-hit', () => (k) => invoke(store, 'get', [existing(k)])),
+    ...both('get-hit zipf', () => (k) => invoke(store, 'get', [zipf[k % ZIPF_DRAWS]])),
     ...both('get-miss', () => (k) => invoke(store, 'get', [missing[k % MISSING_POOL]])),
     // length and all are admin calls, not per-request ones: concurrency 1, few calls.
     { name: 'length c1', concurrency: 1, maxOps: 200, op: () => invoke(store, 'length') },
