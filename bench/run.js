@@ -16,6 +16,7 @@ const { checkoutRevision, packageVersion } = require('./lib/versions')
 const { sessionData } = require('./lib/session-data')
 const { stores, findStore } = require('./stores')
 const { httpScenario } = require('./scenarios/http')
+const { buildFloor, runFloor } = require('./lib/floor')
 const { writeReports } = require('./report')
 const { markdown } = require('./report/markdown')
 
@@ -73,7 +74,17 @@ async function main() {
   for (const s of selection.filter((s) => s.status === 'skipped')) log(`skipping ${s.module.name}: ${s.reason}`)
   const running = selection.filter((s) => s.status === 'ran').map((s) => s.module)
 
-  const raw = { api: [], prune: [], http: [] }
+  const raw = { floor: [], api: [], prune: [], http: [] }
+  let floor
+  if (options.parts.includes('floor')) {
+    try {
+      log('building the floor (cargo build --release --example floor)')
+      floor = buildFloor()
+    } catch (error) {
+      log(`skipping the floor: ${error.message.split('\n')[0]}`)
+      raw.floor.push({ round: 1, skipped: `cannot build bench/floor.rs: ${error.message.split('\n')[0]}` })
+    }
+  }
   // One record per measurement; a failure is recorded and the run goes on.
   const attempt = async (list, record, work) => {
     try {
@@ -87,6 +98,12 @@ async function main() {
 
   for (let round = 1; round <= options.rounds; round++) {
     const order = rotate(running, round - 1)
+    if (floor) {
+      for (const n of options.sizes) {
+        log(`round ${round}/${options.rounds} floor N=${n}`)
+        await attempt(raw.floor, { round, n }, async () => runFloor(floor, { n, budgetMs: options.budgetMs }))
+      }
+    }
     if (options.parts.includes('api')) {
       for (const n of options.sizes) {
         for (const s of order) {

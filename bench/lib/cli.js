@@ -7,7 +7,8 @@ const USAGE = `Usage: node run.js [flags]
   --stores=a,b         only these stores (names or ids, see --list)
   --n=10000,100000     session counts for the store API benchmark
   --rounds=3           interleaved rounds per store (medians and min-max over them)
-  --only=api,prune,http  run only these parts (--skip=... to leave parts out)
+  --only=floor,api,prune,http  run only these parts (--skip=... to leave parts out;
+                       floor: the raw SQLite floor, bench/floor.rs, built with cargo)
   --budget=400         ms per measured store API phase
   --seconds=2.5        s of load per HTTP route
   --prune-n=100000     expired sessions to prune
@@ -18,7 +19,7 @@ const USAGE = `Usage: node run.js [flags]
   --list               list the stores and whether they can run here
   --help`
 
-const PARTS = ['api', 'prune', 'http']
+const PARTS = ['floor', 'api', 'prune', 'http']
 
 const FULL = {
   rounds: 3,

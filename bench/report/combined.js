@@ -28,6 +28,11 @@ function newestRuns(dir, { quick }) {
   return new Map([...byMajor].sort((a, b) => Number(a[0]) - Number(b[0])))
 }
 
+/** The loop-delay monitor samples every 1 ms: an idle loop reads about that. */
+const beyondPeriod = (ms) => (ms === undefined ? undefined : Math.max(0, Math.round((ms - 1) * 100) / 100))
+
+const hasFloor = (results) => Object.keys(results.summary.floor ?? {}).length > 0
+
 /** The rows of the summary: what a reader compares, each a getter of one store's median. */
 function metrics(results) {
   const { summary } = results
@@ -35,14 +40,16 @@ function metrics(results) {
   const rows = []
   for (const n of sizes) {
     const label = `N=${Number(n).toLocaleString('en')}`
+    const writes = ['set-overwrite', 'set-new', 'touch', 'destroy'].flatMap((w) => [`${w} c1`, `${w} c64`])
     const phases = n <= 10_000
-      ? ['get-hit c1', 'get-hit c64', 'get-miss c1', 'set-overwrite c1', 'set-overwrite c64', 'set-new c64', 'touch c1', 'touch c64', 'destroy c64']
-      : ['get-hit c1', 'set-overwrite c1', 'set-overwrite c64', 'touch c64']
+      ? ['get-hit c1', 'get-hit c64', 'get-hit zipf c1', 'get-miss c1', ...writes]
+      : ['get-hit c1', 'get-hit zipf c1', 'get-hit zipf c64', ...writes]
     for (const phase of phases) {
       rows.push({
         label: `${phase}, ${label} (ops/s)`,
         higherIsBetter: true,
         value: (store) => summary.api[n]?.[store]?.phases?.[phase]?.opsPerSec?.median,
+        floor: writes.includes(phase) ? summary.floor?.[n]?.phases?.[phase]?.opsPerSec?.median : undefined,
       })
     }
   }
@@ -67,6 +74,10 @@ function metrics(results) {
     })
   }
   rows.push({ label: 'prune of expired sessions (ms)', value: (store) => summary.prune[store]?.ms?.median })
+  rows.push({
+    label: 'event-loop delay p99 beyond the 1 ms sampling period during the prune (ms)',
+    value: (store) => beyondPeriod(summary.prune[store]?.loopDelayP99Ms),
+  })
   rows.push({ label: 'event-loop delay max during the prune (ms)', value: (store) => summary.prune[store]?.loopDelayMaxMs })
   for (const n of sizes) {
     rows.push({ label: `RSS with N=${Number(n).toLocaleString('en')} (MB)`, value: (store) => summary.api[n]?.[store]?.rssMB?.median })
@@ -98,6 +109,7 @@ function table(runs) {
   for (const m of majors) {
     head.push(`Node ${m}: ours`, 'MemoryStore', 'best SQLite peer', 'ours ÷ peer')
     if (runs.get(m).meta.stores.some((s) => s.name === NODE_SQLITE && s.status === 'ran')) head.push(NODE_SQLITE, 'ours ÷ node:sqlite')
+    if (hasFloor(runs.get(m))) head.push('floor (raw SQLite)', 'time per write: ours ÷ floor')
   }
   const lines = [row(head), row(head.map((_, i) => (i === 0 ? '---' : '---:')))]
   for (const [i, metric] of metrics(runs.get(majors[0])).entries()) {
@@ -111,6 +123,10 @@ function table(runs) {
       if (results.meta.stores.some((s) => s.name === NODE_SQLITE && s.status === 'ran')) {
         const native = rowMetric.value(NODE_SQLITE)
         cells.push(count(native), speedup(rowMetric, ours, native))
+      }
+      if (hasFloor(results)) {
+        const floor = rowMetric.floor
+        cells.push(count(floor), floor && ours ? ratio(floor / ours) : '–')
       }
     }
     lines.push(row(cells))

@@ -122,6 +122,30 @@ function pruneTable(results, names) {
   return lines
 }
 
+/** Ours against the floor (bench/floor.rs): the same SQLite work with no binding. */
+function floorTable(results) {
+  const floor = results.summary.floor ?? {}
+  const sizes = Object.keys(floor).filter((n) => floor[n].phases)
+  if (!sizes.length) return []
+  const lines = ['', '## Ours against the raw SQLite floor', '']
+  lines.push(
+    'The floor is the store\'s own statements, pragmas and batches (1 in autocommit, 64 in one transaction) run',
+    'from Rust with no Node-API, no JavaScript and no harness (bench/floor.rs). Time per write: ours ÷ floor.',
+    '',
+  )
+  lines.push(...header(['write', 'floor (ops/s)', 'ours (ops/s)', 'ours ÷ floor', 'floor p50 / p99 (µs)'], 1))
+  for (const n of sizes) {
+    for (const [phase, f] of Object.entries(floor[n].phases)) {
+      const ours = results.summary.api[n]?.['express-sqlite-native']?.phases?.[phase]?.opsPerSec?.median
+      const value = f.opsPerSec?.median
+      lines.push(
+        row([`${phase}, N=${nice(n)}`, count(value), count(ours), value && ours ? ratio(value / ours) : '–', `${count(f.p50us)} / ${count(f.p99us)}`]),
+      )
+    }
+  }
+  return lines
+}
+
 function httpTable(results, names) {
   const { http } = results.summary
   const targets = ['none', ...names].filter((t) => http[t])
@@ -194,6 +218,7 @@ function markdown(results) {
     '',
     ...headline(results),
     ...apiTables(results, names),
+    ...floorTable(results),
     ...pruneTable(results, names),
     ...httpTable(results, names),
     ...setupSection(meta),

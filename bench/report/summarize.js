@@ -164,8 +164,26 @@ function ratios(summary, stores) {
   return out
 }
 
+/** The floor's phases per N, summarized like a store's. */
+function summarizeFloor(records = []) {
+  const floor = {}
+  for (const [n, runs] of groupBy(records.filter((r) => r.n), (r) => r.n)) {
+    const results = runs.filter((r) => r.result).map((r) => r.result)
+    floor[n] = { rounds: results.length }
+    if (results.length) floor[n].phases = summarizePhases(results)
+    const errors = errorsOf(runs)
+    if (errors.length) floor[n].errors = errors
+  }
+  return floor
+}
+
 function summarize(raw, stores) {
-  const summary = { api: summarizeApi(raw.api), prune: summarizePrune(raw.prune), http: summarizeHttp(raw.http) }
+  const summary = {
+    floor: summarizeFloor(raw.floor),
+    api: summarizeApi(raw.api),
+    prune: summarizePrune(raw.prune),
+    http: summarizeHttp(raw.http),
+  }
   summary.ratios = ratios(summary, stores)
   return summary
 }
