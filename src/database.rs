@@ -66,21 +66,6 @@ const WRITE_PAGE_CACHE: &str = "PRAGMA cache_size = -8192";
 /// (SQLite's own auto-checkpoint default, moved off the writing threads).
 const CHECKPOINT_PAGES: i32 = 1000;
 
-/// Whether a commit that took the WAL from `before` to `after` pages asks for a
-/// checkpoint: once when it passes `CHECKPOINT_PAGES`, then once per `CHECKPOINT_PAGES`
-/// beyond the writer thread's restart limit (the restarts are failing: a reader holds
-/// an old snapshot, and a checkpoint copies what it can meanwhile). Not at every commit:
-/// back-to-back checkpoints kept the checkpoint lock taken, so the writer thread's
-/// restart, which never waits, never got in (measured at one write at a time: 20 of 20
-/// restarts failed, the WAL grew to 34 MB, and 9,200 of 13,000 writes went through the
-/// writer thread, since the JS thread leaves writes to it while a restart is due, at
-/// half the rate; now every restart succeeds and the WAL stays within 8 MiB).
-fn wants_checkpoint(before: i64, after: i64) -> bool {
-    let step = i64::from(CHECKPOINT_PAGES);
-    let passed = |mark: i64| before < mark && after >= mark;
-    passed(step) || (after >= crate::worker::WAL_HARD_LIMIT_PAGES + step && after / step > before / step)
-}
-
 /// How far below a touch's new expiry the stored one may be for the touch to be skipped:
 /// one second, the precision of a cookie's own expiry (`Expires` and `Max-Age` are whole
 /// seconds), but never more than 1 % of the time left, so short test TTLs stay exact.
@@ -144,9 +129,9 @@ impl Database {
         // Replaces SQLite's auto-checkpoint on the writing connection: the JS thread and
         // the writer thread only ask; the upkeep thread does the copying.
         lock(&write).wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, pages: i32| {
-            let before = hook_pages.swap(i64::from(pages), Ordering::Relaxed);
+            hook_pages.store(i64::from(pages), Ordering::Relaxed);
             hook_cache.count_commit();
-            if wants_checkpoint(before, i64::from(pages)) {
+            if pages >= CHECKPOINT_PAGES {
                 checkpoint.request();
             }
             Ok(())
@@ -597,19 +582,6 @@ impl Drop for Database {
 mod tests {
     use super::*;
     use crate::testing::{temp_dir, ChannelSink};
-
-    #[test]
-    fn a_checkpoint_is_asked_for_once_per_threshold_not_at_every_commit() {
-        let step = i64::from(CHECKPOINT_PAGES);
-        let limit = crate::worker::WAL_HARD_LIMIT_PAGES;
-        assert!(wants_checkpoint(step - 3, step + 2), "passing the threshold");
-        assert!(!wants_checkpoint(step + 2, step + 5), "above it, the next commits do not ask again");
-        assert!(!wants_checkpoint(limit - 1, limit + 3), "nor at the restart limit, where the writer thread restarts");
-        assert!(wants_checkpoint(limit + step - 1, limit + step), "a restart is failing: ask again");
-        assert!(!wants_checkpoint(limit + step, limit + step + 4));
-        assert!(wants_checkpoint(limit + 2 * step - 2, limit + 2 * step + 1), "and once per step after that");
-        assert!(!wants_checkpoint(limit + 500, 3), "a restarted WAL asks nothing");
-    }
 
     #[test]
     fn sync_table_recreates_a_dropped_table_under_the_same_handle() {
