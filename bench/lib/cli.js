@@ -10,9 +10,9 @@ const USAGE = `Usage: node run.js [flags]
   --only=floor,api,prune,http  run only these parts (--skip=... to leave parts out;
                        floor: the raw SQLite floor, bench/floor.rs, built with cargo)
   --budget=400         ms per measured store API phase
-  --seconds=2.5        s of load per HTTP route
+  --seconds=4          s of load per HTTP route
   --prune-n=100000     expired sessions to prune
-  --users=256          logged-in users (cookies) rotated by the HTTP load
+  --users=1000         logged-in users (cookies) rotated by the HTTP load
   --http-sessions=10000  other sessions already in the store during the HTTP benchmark
   --connections=64     HTTP connections
   --out=results        where results are written (relative to bench/)
@@ -25,10 +25,10 @@ const FULL = {
   rounds: 3,
   sizes: [10_000, 100_000],
   budgetMs: 400,
-  httpSeconds: 2.5,
+  httpSeconds: 4,
   warmupSeconds: 0.5,
   pruneN: 100_000,
-  users: 256,
+  users: 1000,
   httpSessions: 10_000,
   connections: 64,
 }
