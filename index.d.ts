@@ -35,7 +35,7 @@ export interface DatabaseOptions {
   wal?: boolean
   /** Durability of commits: NORMAL (default with WAL) or FULL (survives power loss). */
   synchronous?: 'NORMAL' | 'FULL'
-  /** MiB of sessions kept in memory to answer reads without SQLite (WAL files); 0 turns it off. Default 64. */
+  /** MiB of sessions kept in memory to answer reads without SQLite (WAL files); 0 turns it off. Default 8 (about 13,000 sessions of 0.5 KB). */
   cacheSize?: number
   /**
    * rqlite cluster only: how fresh reads are. "weak" (default): the leader answers, so a
