@@ -58,7 +58,7 @@ struct Open {
 /// interiors and the random id index (about 4.5 MiB at 100,000 sessions), kept here;
 /// a table leaf that is not is read again from the OS's cache, a few µs. The read and
 /// upkeep connections keep SQLite's default 2 MiB: the session cache answers most reads,
-/// and a prune touches each page once per batch. Was 32 MiB on each of the three: at
+/// and a prune reads what its cache does not hold from the OS's cache. Was 32 MiB on each of the three: at
 /// 100,000 sessions they held ~70 MB for no measured gain on writes.
 const WRITE_PAGE_CACHE: &str = "PRAGMA cache_size = -8192";
 

@@ -5,7 +5,7 @@ use rusqlite::{Connection, OptionalExtension};
 
 use crate::batch::Job;
 use crate::error::{StoreError, StoreResult};
-use crate::sql::TableSql;
+use crate::sql::{TableSql, ROWID_NAMES};
 
 /// Lifetime used when no absolute lifetime is set: ~31,000 years, small enough that
 /// `created + lifetime` never overflows SQLite's 64-bit integers.
@@ -260,19 +260,31 @@ pub fn run_batch(conn: &Connection, jobs: &[Job], now: i64, may_wait: bool) -> S
 }
 
 /// Deletes up to `limit` expired rows of one table in one transaction; returns how many.
-/// By rowid when the table has one (a table of an earlier version may be WITHOUT ROWID).
+/// By rowid when the table has one that no column hides (a table of an earlier version
+/// may be WITHOUT ROWID, and a column may be named `rowid`: one from an `extraColumns`
+/// since removed, or another program's), else by id.
 pub fn prune_batch(conn: &Connection, table: &Table, now: i64, limit: i64) -> StoreResult<i64> {
     let sql = &table.sql;
-    let text = if has_rowid(conn, &sql.table)? { &sql.prune_batch_by_rowid } else { &sql.prune_batch };
-    Ok(conn.prepare_cached(text)?.execute(rusqlite::params![now, limit])? as i64)
+    let text = match rowid_name(conn, &sql.table)? {
+        Some(rowid) => sql.prune_batch_by_rowid(rowid),
+        None => sql.prune_batch.clone(),
+    };
+    Ok(conn.prepare_cached(&text)?.execute(rusqlite::params![now, limit])? as i64)
 }
 
-fn has_rowid(conn: &Connection, table: &str) -> StoreResult<bool> {
+/// A name of the table's rowid that none of its columns (in the file) hides; None for a
+/// WITHOUT ROWID table, or when every name is taken.
+fn rowid_name(conn: &Connection, table: &str) -> StoreResult<Option<&'static str>> {
     let without_rowid: Option<i64> = conn
-        .prepare_cached("SELECT wr FROM pragma_table_list WHERE schema = 'main' AND name = ?1")?
+        .prepare_cached("SELECT wr FROM pragma_table_list WHERE schema = 'main' AND name = ?1 COLLATE NOCASE")?
         .query_row([table], |row| row.get(0))
         .optional()?;
-    Ok(without_rowid == Some(0))
+    if without_rowid != Some(0) {
+        return Ok(None);
+    }
+    let mut stmt = conn.prepare_cached("SELECT name FROM pragma_table_xinfo(?1)")?;
+    let columns = stmt.query_map([table], |row| row.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
+    Ok(ROWID_NAMES.into_iter().find(|name| !columns.iter().any(|c| c.eq_ignore_ascii_case(name))))
 }
 
 #[cfg(test)]
@@ -446,17 +458,25 @@ mod tests {
         use crate::sql::ExtraColumn;
         let column = |name: &str| ExtraColumn { name: name.into(), sql_type: "TEXT".into() };
         let shapes = [
-            ("rowid", vec![], false),
-            ("a column named rowid", vec![column("RowId")], false),
-            ("every rowid name hidden", vec![column("rowid"), column("_rowid_"), column("oid")], false),
-            ("without rowid", vec![], true),
+            ("rowid", vec![], false, false),
+            ("a column named rowid", vec![column("RowId")], false, false),
+            ("a leftover column named rowid", vec![], false, true),
+            ("every rowid name hidden", vec![column("rowid"), column("_rowid_"), column("oid")], false, false),
+            ("without rowid", vec![], true, false),
         ];
-        for (shape, extra, without_rowid) in shapes {
+        for (shape, extra, without_rowid, leftover) in shapes {
             let mut conn = Connection::open_in_memory().expect("open");
             let table = Table::with_extra_columns("Sessions", None, &extra);
+            // A column the store no longer declares (an extraColumns option since removed,
+            // another program's) hides the rowid all the same: every row gets one value,
+            // so a prune that took it for the rowid would delete the live rows too.
             if without_rowid {
                 let create = table.sql.create_table.replace("DEFAULT 0)", "DEFAULT 0) WITHOUT ROWID");
                 conn.execute_batch(&create).expect("create without rowid");
+            }
+            if leftover {
+                let earlier = crate::sql::TableSql::with_extra_columns("Sessions", &[column("ROWID")]);
+                conn.execute_batch(&earlier.create_table).expect("created with a column named rowid");
             }
             ensure_table(&mut conn, &table.sql, &schema_options(NOW, 1000)).expect("schema");
             for i in 0..1050 {
@@ -464,6 +484,9 @@ mod tests {
                 let extras = vec![rusqlite::types::Value::Null; extra.len()];
                 let op = Op::Set { sid: format!("s{i}"), data: "{}".into(), expires, user_key: None, extras };
                 run(&conn, &table, &op, NOW - 10_000).expect("set");
+            }
+            if leftover {
+                conn.execute_batch("UPDATE Sessions SET rowid = 'same'").expect("one value in the leftover column");
             }
             let mut deleted = 0;
             let last = loop {

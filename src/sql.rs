@@ -73,22 +73,36 @@ pub struct TableSql {
     pub all: String,
     /// Every live session with its expiry, for copying sessions to another store.
     pub export: String,
+    /// Deletes up to ?2 expired rows, found and deleted by id (any table).
     pub prune_batch: String,
-    /// `prune_batch` for a rowid table (every table this version creates): the rows are
-    /// found and deleted by rowid, without a descent of the id index for each.
-    pub prune_batch_by_rowid: String,
     pub ids_by_user: String,
     pub destroy_by_user: String,
     pub count_expired: String,
     pub extra_columns: Vec<ExtraColumn>,
 }
 
-/// A name of the rowid that no column of the table hides (a column may be named `rowid`).
-fn rowid_name(extra: &[ExtraColumn]) -> Option<&'static str> {
-    ["rowid", "_rowid_", "oid"].into_iter().find(|name| !extra.iter().any(|c| c.name.eq_ignore_ascii_case(name)))
+/// `prune_batch` keyed by `key`: `id`, or a name of the rowid (see `TableSql::prune_batch_by_rowid`).
+fn prune_batch_by(quoted_table: &str, key: &str) -> String {
+    let expired = expired_condition();
+    format!("DELETE FROM {quoted_table} WHERE {key} IN (SELECT {key} FROM {quoted_table} WHERE {expired} LIMIT ?2)")
 }
 
+/// Expired at ?1 (ms): the bucket narrows the range through the index (see `EXPIRY_BUCKET_SHIFT`).
+fn expired_condition() -> String {
+    format!("expiry_bucket <= (?1 >> {EXPIRY_BUCKET_SHIFT}) AND expires <= ?1")
+}
+
+/// The names SQLite gives the rowid; a column of that name hides it.
+pub const ROWID_NAMES: [&str; 3] = ["rowid", "_rowid_", "oid"];
+
 impl TableSql {
+    /// `prune_batch` for a rowid table: the rows are found and deleted by rowid, without
+    /// a descent of the id index for each. `rowid` must be one of `ROWID_NAMES` that no
+    /// column of the table, as it is in the file, is named.
+    pub fn prune_batch_by_rowid(&self, rowid: &str) -> String {
+        prune_batch_by(&quote_identifier(&self.table), rowid)
+    }
+
     pub fn new(table: &str) -> Self {
         Self::with_extra_columns(table, &[])
     }
@@ -104,10 +118,8 @@ impl TableSql {
             extra.iter().map(|c| format!(", {0} = excluded.{0}", quote_identifier(&c.name))).collect();
         let old_expires_indexes = [format!("{table}.expires"), format!("{table}.expiry_bucket")];
         let expires_index = quote_identifier(&format!("{table}.expiry"));
-        let expired = format!("expiry_bucket <= (?1 >> {EXPIRY_BUCKET_SHIFT}) AND expires <= ?1");
+        let expired = expired_condition();
         let expired_count = format!("SELECT COUNT(*) FROM {t} WHERE {expired}");
-        let prune_by =
-            |key: &str| format!("DELETE FROM {t} WHERE {key} IN (SELECT {key} FROM {t} WHERE {expired} LIMIT ?2)");
         let user_index = quote_identifier(&format!("{table}.user_key"));
         // An expired row that is set again starts a new life: its creation time resets.
         // ?3 is the cookie expiry, ?5 the absolute lifetime in ms (capped by created + ?5).
@@ -172,8 +184,7 @@ impl TableSql {
             ids: format!("SELECT id FROM {t} WHERE expires > ?1 ORDER BY id"),
             all: format!("SELECT id, data FROM {t} WHERE expires > ?1 ORDER BY id"),
             export: format!("SELECT id, data, expires FROM {t} WHERE expires > ?1 ORDER BY id"),
-            prune_batch: prune_by("id"),
-            prune_batch_by_rowid: prune_by(rowid_name(extra).unwrap_or("id")),
+            prune_batch: prune_batch_by(&t, "id"),
             ids_by_user: format!("SELECT id FROM {t} WHERE user_key = ?1 AND expires > ?2 ORDER BY id"),
             destroy_by_user: format!("DELETE FROM {t} WHERE user_key = ?1 AND expires > ?2 AND id IS NOT ?3"),
             count_expired: expired_count,

@@ -22,16 +22,18 @@ use crate::{lock, SharedConn};
 /// per batch: 100,000 expired rows in batches of 500 (with equal pauses) took 4.1 s
 /// here, in one DELETE 0.9 s. Sized by time, a backlog goes in a few large batches
 /// (0.8-1.05 s) while a routine prune of a few thousand rows is one short one.
-/// Meanwhile other writers wait at most this long for the write lock (ours hand their
-/// writes to the writer thread, so the event loop never waits).
+/// Meanwhile other writers wait about this long for the write lock (a batch after a
+/// fast one may overshoot: it at most doubles); ours hand their writes to the writer
+/// thread, so the event loop never waits.
 pub const PRUNE_BATCH_TIME: Duration = Duration::from_millis(100);
 
 /// The same for an in-memory database, whose one connection the JS thread shares: it
 /// waits for the batch, so batches stay as short as a single write.
 pub const PRUNE_BATCH_TIME_SHARED: Duration = Duration::from_millis(2);
 
-/// Rows in the first transaction of a prune; later ones are sized by the time it took.
-const PRUNE_FIRST_BATCH: i64 = 1000;
+/// Rows in the first transaction of a prune, per ms of the batch time (1,000 for a
+/// file, the floor in memory); later ones are sized by the time it took.
+const PRUNE_FIRST_ROWS_PER_MS: i64 = 10;
 const PRUNE_BATCH_LIMITS: (i64, i64) = (100, 100_000);
 
 /// The next batch size: scaled towards `target`, at most doubling or halving.
@@ -269,23 +271,30 @@ fn prune_with_lease(conn: &SharedConn, shared: &Shared, table: &Table) -> StoreR
         return Ok(0);
     }
     let mut total = 0;
-    let mut rows = PRUNE_FIRST_BATCH;
+    let batch_ms = i64::try_from(shared.batch_time.as_millis()).unwrap_or(i64::MAX);
+    let mut rows = batch_ms.saturating_mul(PRUNE_FIRST_ROWS_PER_MS).clamp(PRUNE_BATCH_LIMITS.0, PRUNE_BATCH_LIMITS.1);
     let result = loop {
-        let started = Instant::now();
-        let batch = ops::prune_batch(&lock(conn), table, now, rows);
-        let took = started.elapsed();
-        match batch {
-            Ok(deleted) => {
+        if shared.stopping.load(Ordering::Relaxed) {
+            break Ok(total);
+        }
+        let batch = {
+            let conn = lock(conn);
+            let started = Instant::now();
+            ops::prune_batch(&conn, table, now, rows).map(|deleted| (deleted, started.elapsed()))
+        };
+        let took = match batch {
+            Ok((deleted, took)) => {
                 total += deleted;
-                if deleted < rows || shared.stopping.load(Ordering::Relaxed) {
+                if deleted < rows {
                     break Ok(total);
                 }
+                took
             }
             Err(e) => break Err(e),
-        }
+        };
         rows = next_batch(rows, took, shared.batch_time);
         // A gap after each transaction, long enough for a writer backing off in its busy
-        // handler (steps of up to 25 ms) to find the lock free.
+        // handler (steps of 1-25 ms over its first 150 ms) to find the lock free.
         std::thread::sleep((took / 4).clamp(Duration::from_millis(1), Duration::from_millis(25)));
     };
     let _ = release_lease(&lock(conn), &table.sql.table, &shared.owner);
