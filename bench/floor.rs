@@ -11,6 +11,7 @@
 
 use std::time::{Duration, Instant};
 
+use express_sqlite_native::database::{CHECKPOINT_PAGES, WRITE_PAGE_CACHE};
 use express_sqlite_native::open::{open_connection, prepare_location, Location, OpenOptions};
 use express_sqlite_native::ops::{self, Op, Table};
 use express_sqlite_native::schema::{ensure_table, SchemaOptions};
@@ -137,7 +138,7 @@ fn measure(
         let us = took.as_secs_f64() * 1e6;
         latencies_us.extend(std::iter::repeat_n(us, batch.len()));
         k += batch.len() as u64;
-        if wal_pages.load(std::sync::atomic::Ordering::Relaxed) >= 1000 {
+        if wal_pages.load(std::sync::atomic::Ordering::Relaxed) >= i64::from(CHECKPOINT_PAGES) {
             conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())).expect("checkpoint");
         }
     }
@@ -167,8 +168,8 @@ fn main() {
     let options = OpenOptions::default();
     prepare_location(&location, &options).expect("prepare");
     let mut conn = open_connection(&location, &options, &Default::default()).expect("open");
-    // As the store's write connection (src/database.rs).
-    conn.execute_batch("PRAGMA cache_size = -8192").expect("page cache");
+    // As the store's write connection.
+    conn.execute_batch(WRITE_PAGE_CACHE).expect("page cache");
     let wal_pages = checkpoint_between_batches(&mut conn);
     let table = Table::new("Sessions", None);
     let schema = SchemaOptions { create_table: true, default_ttl_ms: DAY_MS, now_ms: ops::now_ms(), import: None };

@@ -60,11 +60,11 @@ struct Open {
 /// upkeep connections keep SQLite's default 2 MiB: the session cache answers most reads,
 /// and a prune reads what its cache does not hold from the OS's cache. Was 32 MiB on each of the three: at
 /// 100,000 sessions they held ~70 MB for no measured gain on writes.
-const WRITE_PAGE_CACHE: &str = "PRAGMA cache_size = -8192";
+pub const WRITE_PAGE_CACHE: &str = "PRAGMA cache_size = -8192";
 
 /// WAL pages after which the writer asks the upkeep thread for a checkpoint
 /// (SQLite's own auto-checkpoint default, moved off the writing threads).
-const CHECKPOINT_PAGES: i32 = 1000;
+pub const CHECKPOINT_PAGES: i32 = 1000;
 
 /// How far below a touch's new expiry the stored one may be for the touch to be skipped:
 /// one second, the precision of a cookie's own expiry (`Expires` and `Max-Age` are whole
