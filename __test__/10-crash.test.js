@@ -12,10 +12,15 @@ const { SQLiteStore } = require('..')
 const { tempDb, inspect, sleep } = require('./helpers')
 
 const LEASES = 'express_sqlite_native_leases'
+/** Expired rows a prune-mode writer starts with: its first prune runs several batches (~20-40 ms). */
+const OLD_ROWS = 10_000
 
-/** Starts a writer, kills it `afterMs` after it says it is ready, and reads what it printed. */
-function killedWriter(file, mode, run, afterMs) {
-  const child = spawn(process.execPath, [path.join(__dirname, 'fixtures', 'crash-writer.js'), file, mode, run], {
+/**
+ * Starts a writer, kills it `afterMs` after it says it is ready (with `afterPrune`, after
+ * its first prune has started), and reads what it printed.
+ */
+function killedWriter(file, mode, run, afterMs, afterPrune) {
+  const child = spawn(process.execPath, [path.join(__dirname, 'fixtures', 'crash-writer.js'), file, mode, run, OLD_ROWS], {
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let out = ''
@@ -26,6 +31,7 @@ function killedWriter(file, mode, run, afterMs) {
   const ready = Promise.race([waitFor(() => out.includes('ready\n')), exited])
   return ready
     .then(() => assert.ok(out.includes('ready\n'), `run ${run} (${mode}) never got ready: ${err}`))
+    .then(() => afterPrune && Promise.race([waitFor(() => out.includes('prune-start\n'), 1), exited]))
     .then(() => sleep(afterMs))
     .then(() => child.kill('SIGKILL'))
     .then(() => exited)
@@ -44,8 +50,8 @@ function killedWriter(file, mode, run, afterMs) {
     })
 }
 
-async function waitFor(condition) {
-  for (let i = 0; i < 1000 && !condition(); i++) await sleep(10)
+async function waitFor(condition, stepMs = 10) {
+  for (let i = 0; i < 10_000 / stepMs && !condition(); i++) await sleep(stepMs)
 }
 
 test('50 SIGKILLs: every acknowledged session survives and integrity_check passes after each', async (t) => {
@@ -55,7 +61,12 @@ test('50 SIGKILLs: every acknowledged session survives and integrity_check passe
   const counts = { kills: 0, pruneKills: 0, burstKills: 0, duringPrune: 0, leaseHeld: 0, duringBatch: 0, checked: 0, pruned: 0, prunesCompleted: 0 }
   for (let run = 0; run < 50; run++) {
     const mode = modes[run % modes.length]
-    const { exit, acked, stderr, last, prunesCompleted } = await killedWriter(file, mode, `r${run}`, Math.floor(Math.random() * 250))
+    // Every other prune-mode kill is aimed at the first prune: after the first few, a
+    // prune takes a few hundred rows in a few ms, which a kill at a random moment of
+    // the first 250 ms (all other runs) rarely lands in.
+    const aimed = mode === 'prune' && run % 2 === 1
+    const afterMs = Math.floor(Math.random() * (aimed ? 15 : 250))
+    const { exit, acked, stderr, last, prunesCompleted } = await killedWriter(file, mode, `r${run}`, afterMs, aimed)
     assert.equal(exit.signal, 'SIGKILL', `run ${run} (${mode}) was killed, not failed: ${stderr}`)
     counts.kills++
     counts.prunesCompleted += prunesCompleted
@@ -66,11 +77,11 @@ test('50 SIGKILLs: every acknowledged session survives and integrity_check passe
     if (mode === 'prune') {
       counts.pruneKills++
       if (last === 'prune-start') counts.duringPrune++
-      // The 3,000 expired rows the writer started with: those gone were deleted by its
+      // The expired rows the writer started with: those gone were deleted by its
       // prunes in batches that committed before the kill (only this run's prunes touch
       // them: later runs start after this check, and the parent never prunes).
       const left = inspect(file).get(`SELECT COUNT(*) AS n FROM Sessions WHERE id GLOB 'r${run}-old-*'`).n
-      counts.pruned += 3000 - left
+      counts.pruned += OLD_ROWS - left
       // A lease still held by the dead writer shows its upkeep thread was mid-prune in
       // SQLite itself, not just that JS was waiting for an answer.
       const held = inspect(file).all(`SELECT owner FROM ${LEASES}`)
@@ -95,7 +106,7 @@ test('50 SIGKILLs: every acknowledged session survives and integrity_check passe
     `${counts.kills} kills; ${counts.duringPrune} during a prune (${counts.leaseHeld} with the prune lease still held), ` +
     `${counts.duringBatch} during a batch of 64 concurrent writes; ${counts.checked} acknowledged sessions checked, all present; ` +
     `${counts.prunesCompleted} prunes completed before the kills, which had deleted ${counts.pruned} of the ` +
-    `${counts.pruneKills * 3000} expired rows the pruning writers started with; integrity_check ok after every kill`
+    `${counts.pruneKills * OLD_ROWS} expired rows the pruning writers started with; integrity_check ok after every kill`
   t.diagnostic(summary)
   assert.ok(counts.duringPrune >= 5, `only ${counts.duringPrune} of ${counts.pruneKills} prune-mode kills landed during a prune`)
   assert.ok(counts.leaseHeld >= 5, `only ${counts.leaseHeld} kills left the prune lease held`)
