@@ -32,7 +32,7 @@ use crate::ops::{Op, Outcome, Table};
 /// the active users of a large app rather than every session it ever issued, so that
 /// the process stays small (measured with 100,000 sessions: RSS 107-113 MB without the
 /// cache, 112-124 MB with 8 MiB, 134-144 MB with 16). Past the capacity, a quarter is
-/// dropped.
+/// dropped, sessions not read since the last drop first (see `Inner::shrink`).
 pub const DEFAULT_CAPACITY_BYTES: usize = 8 * 1024 * 1024;
 
 /// Bookkeeping charged per entry on top of its strings.
@@ -115,6 +115,8 @@ struct Entry {
     /// None: no live session with that id.
     data: Option<String>,
     expires: i64,
+    /// Answered from the cache since the last shrink (a second chance there).
+    read: bool,
 }
 
 /// What one committed operation did to the sessions the cache may hold.
@@ -170,12 +172,12 @@ impl Inner {
     }
 
     /// A table's entry for `sid`, if the entries are valid for the database as it is now.
-    fn valid_entry(&self, table: &Table, sid: &str) -> Option<&Entry> {
+    fn valid_entry(&mut self, table: &Table, sid: &str) -> Option<&mut Entry> {
         if !table.cacheable() || self.version.is_none() || self.version != self.current() {
             return None;
         }
-        let (_, map) = self.tables.iter().find(|(n, _)| *n == table.cache_name)?;
-        map.get(sid)
+        let (_, map) = self.tables.iter_mut().find(|(n, _)| *n == table.cache_name)?;
+        map.get_mut(sid)
     }
 
     fn table_mut(&mut self, name: &Arc<str>) -> &mut HashMap<String, Entry> {
@@ -195,11 +197,12 @@ impl Inner {
         let removed = match map.get_mut(sid) {
             Some(entry) => {
                 let old = charge(sid, &entry.data);
-                *entry = Entry { data, expires };
+                entry.data = data;
+                entry.expires = expires;
                 old
             }
             None => {
-                map.insert(sid.to_owned(), Entry { data, expires });
+                map.insert(sid.to_owned(), Entry { data, expires, read: false });
                 0
             }
         };
@@ -217,18 +220,30 @@ impl Inner {
         }
     }
 
-    /// Drops entries (in the maps' arbitrary order) down to three quarters of capacity.
+    /// Drops entries down to three quarters of capacity: first those not read since the
+    /// last shrink (written or filled once and not asked for again), then, if that is
+    /// not enough, any (in the maps' arbitrary order). Survivors start over unread.
+    /// Why: most requests come from a small share of the users (the active ones). With
+    /// 100,000 sessions, 8 MiB and Zipf-distributed reads (exponent 1), dropping an
+    /// arbitrary quarter answered 59 % of reads from the cache, sparing the ones read
+    /// 67 % (a perfect frequency count could reach 83 %, LRU ~77 %).
     fn shrink(&mut self) {
         let target = self.capacity / 4 * 3;
         let mut bytes = self.bytes;
-        for (_, map) in &mut self.tables {
-            map.retain(|sid, entry| {
-                if bytes <= target {
-                    return true;
-                }
-                bytes -= charge(sid, &entry.data);
-                false
-            });
+        for spare_read in [true, false] {
+            if bytes <= target {
+                break;
+            }
+            for (_, map) in &mut self.tables {
+                map.retain(|sid, entry| {
+                    if bytes <= target || (spare_read && entry.read) {
+                        entry.read = false;
+                        return true;
+                    }
+                    bytes -= charge(sid, &entry.data);
+                    false
+                });
+            }
         }
         self.bytes = bytes;
     }
@@ -239,7 +254,7 @@ impl Inner {
             Change::Expires { table, sid, expires } => {
                 let map = self.table_mut(&table);
                 match map.get_mut(&sid) {
-                    Some(Entry { data: Some(_), expires: e }) => *e = expires,
+                    Some(Entry { data: Some(_), expires: e, .. }) => *e = expires,
                     _ => self.forget(&table, &sid),
                 }
             }
@@ -358,8 +373,9 @@ impl SessionCache {
     /// The session as the database holds it now, if known: Some(None) for "no live
     /// session", None when SQLite must be asked.
     pub fn lookup(&self, table: &Table, sid: &str, now: i64) -> Option<Option<(String, i64)>> {
-        let inner = self.lock();
+        let mut inner = self.lock();
         let entry = inner.valid_entry(table, sid)?;
+        entry.read = true;
         let known = match &entry.data {
             Some(data) if entry.expires > now => Some((data.clone(), entry.expires)),
             Some(_) => return None,
@@ -371,12 +387,12 @@ impl SessionCache {
 
     /// The stored expiry of a live session, if known and the file can be written.
     pub fn live_expiry(&self, table: &Table, sid: &str, now: i64) -> Option<i64> {
-        let inner = self.lock();
+        let mut inner = self.lock();
         if inner.read_only {
             return None;
         }
         match inner.valid_entry(table, sid)? {
-            Entry { data: Some(_), expires } if *expires > now => Some(*expires),
+            Entry { data: Some(_), expires, .. } if *expires > now => Some(*expires),
             _ => None,
         }
     }
@@ -650,6 +666,30 @@ mod tests {
         let open = f.db.cache_bytes();
         assert!(open <= super::DEFAULT_CAPACITY_BYTES, "{open} bytes cached");
         assert!(open > super::DEFAULT_CAPACITY_BYTES / 2, "{open} bytes cached");
+    }
+
+    #[test]
+    fn sessions_read_from_the_cache_outlast_those_only_written() {
+        let f = fixture(None);
+        let data = format!("{{\"pad\":\"{}\"}}", "x".repeat(100_000));
+        let fit = super::DEFAULT_CAPACITY_BYTES / (100_000 + 100);
+        for i in 0..fit - 4 {
+            f.db.run_one(f.table, &set(&format!("s{i}"), &data, far())).expect("set");
+        }
+        for i in 0..20 {
+            assert!(f.db.get(f.table, &format!("s{i}")).expect("get").is_some());
+        }
+        assert_eq!(f.db.cache_hits(), 20);
+        // Past the capacity once: a quarter goes, none of it read. (Dropped in the
+        // maps' arbitrary order instead, all 20 would stay about once in 300 runs.)
+        for i in fit - 4..fit + 4 {
+            f.db.run_one(f.table, &set(&format!("s{i}"), &data, far())).expect("set");
+        }
+        assert!(f.db.cache_bytes() < super::DEFAULT_CAPACITY_BYTES * 7 / 8, "a shrink happened");
+        for i in 0..20 {
+            assert!(f.db.get(f.table, &format!("s{i}")).expect("get").is_some());
+        }
+        assert_eq!(f.db.cache_hits(), 40, "every session read before the shrink is still cached");
     }
 }
 
