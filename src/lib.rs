@@ -34,6 +34,8 @@ mod import;
 pub mod open;
 /// What each operation does to a table (the SQL, run on a connection it is given).
 pub mod ops;
+/// How often each session was asked for lately: what the session cache keeps.
+mod popularity;
 /// Creating tables and migrating older ones; the recorded layout version.
 pub mod schema;
 /// The SQL text of one sessions table.

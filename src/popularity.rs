@@ -1,0 +1,113 @@
+//! How often each session id was asked for lately, approximately: what the session cache
+//! keeps when it must drop some (see `cache::Inner::shrink`).
+//!
+//! A count-min sketch (TinyLFU's frequency filter): four rows of small counters, each id
+//! counted in one counter per row, its estimate the smallest of the four. Counters only
+//! ever overestimate (ids sharing a counter add up), and the minimum keeps that small.
+//! Every `window` counts all counters are halved, so popularity fades: a user active an
+//! hour ago ranks below one active now. The size is fixed when the cache is made (a few
+//! bytes per session the cache can hold) and does not grow with the ids asked for,
+//! invented ones included.
+
+const ROWS: usize = 4;
+
+/// Counters per session the cache can hold (per row): enough that collisions stay rare.
+const COUNTERS_PER_ENTRY: usize = 4;
+
+/// Counts between two halvings, per session the cache can hold: the history the
+/// estimates cover (TinyLFU's sample size; 10 in its paper).
+const WINDOW_PER_ENTRY: usize = 10;
+
+pub struct Popularity {
+    counters: Vec<u8>,
+    /// Counters per row - 1 (a power of two).
+    mask: usize,
+    counted: usize,
+    window: usize,
+}
+
+/// A 64-bit hash of the id (FNV-1a, then a final mix so that both halves are usable).
+pub fn hash(sid: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in sid.bytes() {
+        h = (h ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^ (h >> 33)
+}
+
+impl Popularity {
+    /// For a cache that holds about `entries` sessions.
+    pub fn new(entries: usize) -> Popularity {
+        let width = (entries.max(64) * COUNTERS_PER_ENTRY).next_power_of_two();
+        Popularity {
+            counters: vec![0; width * ROWS],
+            mask: width - 1,
+            counted: 0,
+            window: entries.max(64) * WINDOW_PER_ENTRY,
+        }
+    }
+
+    /// The counter of `hash` in each row (double hashing: h1 + i * h2).
+    fn slots(&self, hash: u64) -> [usize; ROWS] {
+        let (h1, h2) = (hash as usize, (hash >> 32) as usize | 1);
+        std::array::from_fn(|row| row * (self.mask + 1) + (h1.wrapping_add(row.wrapping_mul(h2)) & self.mask))
+    }
+
+    /// Counts one request for the id with this hash.
+    pub fn count(&mut self, hash: u64) {
+        for slot in self.slots(hash) {
+            self.counters[slot] = self.counters[slot].saturating_add(1);
+        }
+        self.counted += 1;
+        if self.counted >= self.window {
+            self.counted = 0;
+            for counter in &mut self.counters {
+                *counter >>= 1;
+            }
+        }
+    }
+
+    /// About how often the id with this hash was asked for within the last window or two.
+    pub fn estimate(&self, hash: u64) -> u8 {
+        self.slots(hash).iter().map(|&slot| self.counters[slot]).min().unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn estimates_follow_the_counts_and_fade() {
+        let mut p = Popularity::new(1000);
+        let (hot, warm, cold) = (hash("hot"), hash("warm"), hash("cold"));
+        for _ in 0..50 {
+            p.count(hot);
+        }
+        for _ in 0..5 {
+            p.count(warm);
+        }
+        assert_eq!((p.estimate(hot), p.estimate(warm), p.estimate(cold)), (50, 5, 0));
+        // Many other ids: estimates of these three barely move (collisions are rare)...
+        for i in 0..5_000 {
+            p.count(hash(&format!("other{i}")));
+        }
+        assert!(p.estimate(cold) <= 1, "cold: {}", p.estimate(cold));
+        // ...until a window has passed: everything is halved.
+        for i in 0..10_000 {
+            p.count(hash(&format!("more{i}")));
+        }
+        assert!((25..=27).contains(&p.estimate(hot)), "hot after a halving: {}", p.estimate(hot));
+    }
+
+    #[test]
+    fn counters_saturate_instead_of_wrapping() {
+        let mut p = Popularity::new(1_000_000);
+        for _ in 0..1000 {
+            p.count(hash("s"));
+        }
+        assert_eq!(p.estimate(hash("s")), 255);
+    }
+}
