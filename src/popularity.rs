@@ -2,12 +2,13 @@
 //! keeps when it must drop some (see `cache::Inner::shrink`).
 //!
 //! A count-min sketch (TinyLFU's frequency filter): four rows of small counters, each id
-//! counted in one counter per row, its estimate the smallest of the four. Counters only
-//! ever overestimate (ids sharing a counter add up), and the minimum keeps that small.
+//! counted in one counter per row, its estimate the smallest of the four. Below their
+//! 255 cap counters only ever overestimate (ids sharing a counter add up), and the
+//! minimum keeps that small.
 //! Every `window` counts all counters are halved, so popularity fades: a user active an
-//! hour ago ranks below one active now. The size is fixed when the cache is made (a few
-//! bytes per session the cache can hold) and does not grow with the ids asked for,
-//! invented ones included.
+//! hour ago ranks below one active now. The size is fixed when the cache is made (16-32
+//! bytes per session the cache can hold, 256 KiB for the default 8 MiB, at most 16 MiB)
+//! and does not grow with the ids asked for, invented ones included.
 
 const ROWS: usize = 4;
 
@@ -17,6 +18,11 @@ const COUNTERS_PER_ENTRY: usize = 4;
 /// Counts between two halvings, per session the cache can hold: the history the
 /// estimates cover (TinyLFU's sample size; 10 in its paper).
 const WINDOW_PER_ENTRY: usize = 10;
+
+/// Sessions the sketch is sized for at most (a cache of ~640 MiB): past that its counters
+/// (16 MiB) would cost more than a rarer collision is worth, and each halving sweeps
+/// them all on the thread that looks up.
+const MAX_ENTRIES: usize = 1 << 20;
 
 pub struct Popularity {
     counters: Vec<u8>,
@@ -51,13 +57,9 @@ pub fn hash(sid: &str) -> u64 {
 impl Popularity {
     /// For a cache that holds about `entries` sessions.
     pub fn new(entries: usize) -> Popularity {
-        let width = (entries.max(64) * COUNTERS_PER_ENTRY).next_power_of_two();
-        Popularity {
-            counters: vec![0; width * ROWS],
-            mask: width - 1,
-            counted: 0,
-            window: entries.max(64) * WINDOW_PER_ENTRY,
-        }
+        let entries = entries.clamp(64, MAX_ENTRIES);
+        let width = (entries * COUNTERS_PER_ENTRY).next_power_of_two();
+        Popularity { counters: vec![0; width * ROWS], mask: width - 1, counted: 0, window: entries * WINDOW_PER_ENTRY }
     }
 
     /// The counter of `hash` in each row (double hashing: h1 + i * h2).
@@ -105,12 +107,20 @@ mod tests {
         for i in 0..5_000 {
             p.count(hash(&format!("other{i}")));
         }
-        assert!(p.estimate(cold) <= 1, "cold: {}", p.estimate(cold));
+        assert!(p.estimate(cold) <= 2, "cold: {}", p.estimate(cold));
         // ...until a window has passed: everything is halved.
         for i in 0..10_000 {
             p.count(hash(&format!("more{i}")));
         }
-        assert!((25..=27).contains(&p.estimate(hot)), "hot after a halving: {}", p.estimate(hot));
+        let (hot, warm) = (p.estimate(hot), p.estimate(warm));
+        assert!((24..=30).contains(&hot), "hot after a halving: {hot}");
+        assert!(warm < 10 && warm < hot, "warm after a halving: {warm}");
+    }
+
+    #[test]
+    fn the_sketch_is_capped() {
+        let p = Popularity::new(usize::MAX / 64);
+        assert_eq!(p.counters.len(), MAX_ENTRIES * COUNTERS_PER_ENTRY * ROWS);
     }
 
     #[test]
