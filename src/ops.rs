@@ -259,17 +259,22 @@ pub fn run_batch(conn: &Connection, jobs: &[Job], now: i64, may_wait: bool) -> S
     Ok(jobs.iter().map(|job| run(conn, &job.table, &job.op, now)).collect())
 }
 
-/// Deletes up to `limit` expired rows of one table in one transaction; returns how many.
-/// By rowid when the table has one that no column hides (a table of an earlier version
-/// may be WITHOUT ROWID, and a column may be named `rowid`: one from an `extraColumns`
-/// since removed, or another program's), else by id.
-pub fn prune_batch(conn: &Connection, table: &Table, now: i64, limit: i64) -> StoreResult<i64> {
+/// The statement `prune_batch` runs on this table as the file has it: by rowid when the
+/// table has one that no column hides (a table of an earlier version may be WITHOUT
+/// ROWID, and a column may be named `rowid`: one from an `extraColumns` since removed,
+/// or another program's), else by id. Looked up once per prune, not per batch.
+pub fn prune_statement(conn: &Connection, table: &Table) -> StoreResult<String> {
     let sql = &table.sql;
-    let text = match rowid_name(conn, &sql.table)? {
+    Ok(match rowid_name(conn, &sql.table)? {
         Some(rowid) => sql.prune_batch_by_rowid(rowid),
         None => sql.prune_batch.clone(),
-    };
-    Ok(conn.prepare_cached(&text)?.execute(rusqlite::params![now, limit])? as i64)
+    })
+}
+
+/// Deletes up to `limit` expired rows in one transaction with `statement` (from
+/// `prune_statement`); returns how many.
+pub fn prune_batch(conn: &Connection, statement: &str, now: i64, limit: i64) -> StoreResult<i64> {
+    Ok(conn.prepare_cached(statement)?.execute(rusqlite::params![now, limit])? as i64)
 }
 
 /// A name of the table's rowid that none of its columns (in the file) hides; None for a
@@ -490,7 +495,8 @@ mod tests {
             }
             let mut deleted = 0;
             let last = loop {
-                let batch = prune_batch(&conn, &table, NOW, 100).expect("prune");
+                let statement = prune_statement(&conn, &table).expect("statement");
+                let batch = prune_batch(&conn, &statement, NOW, 100).expect("prune");
                 deleted += batch;
                 if batch < 100 {
                     break batch;

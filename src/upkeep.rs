@@ -270,6 +270,13 @@ fn prune_with_lease(conn: &SharedConn, shared: &Shared, table: &Table) -> StoreR
         shared.stats.skipped.fetch_add(1, Ordering::Relaxed);
         return Ok(0);
     }
+    let statement = match ops::prune_statement(&lock(conn), table) {
+        Ok(statement) => statement,
+        Err(e) => {
+            let _ = release_lease(&lock(conn), &table.sql.table, &shared.owner);
+            return Err(e);
+        }
+    };
     let mut total = 0;
     let batch_ms = i64::try_from(shared.batch_time.as_millis()).unwrap_or(i64::MAX);
     let mut rows = batch_ms.saturating_mul(PRUNE_FIRST_ROWS_PER_MS).clamp(PRUNE_BATCH_LIMITS.0, PRUNE_BATCH_LIMITS.1);
@@ -280,7 +287,7 @@ fn prune_with_lease(conn: &SharedConn, shared: &Shared, table: &Table) -> StoreR
         let batch = {
             let conn = lock(conn);
             let started = Instant::now();
-            ops::prune_batch(&conn, table, now, rows).map(|deleted| (deleted, started.elapsed()))
+            ops::prune_batch(&conn, &statement, now, rows).map(|deleted| (deleted, started.elapsed()))
         };
         let took = match batch {
             Ok((deleted, took)) => {

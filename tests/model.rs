@@ -129,7 +129,8 @@ proptest! {
                 Step::Prune => {
                     let mut got = 0;
                     loop {
-                        let batch = ops::prune_batch(&conn, &table, now, 3).expect("prune");
+                        let statement = ops::prune_statement(&conn, &table).expect("statement");
+                        let batch = ops::prune_batch(&conn, &statement, now, 3).expect("prune");
                         got += batch;
                         if batch < 3 {
                             break;
