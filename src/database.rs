@@ -20,7 +20,7 @@ use crate::identity::FileIdentity;
 use crate::open::{open_connection, prepare_location, Conn, Location, OpenOptions};
 use crate::ops::{self, Op, Outcome, Table};
 use crate::schema::{ensure_table, SchemaOptions};
-use crate::upkeep::{PruneStats, Upkeep, PRUNE_BATCH_TIME, PRUNE_BATCH_TIME_SHARED};
+use crate::upkeep::{PrunePace, PruneStats, Upkeep};
 use crate::worker::{CompletionSink, Worker};
 use crate::{lock, SharedConn};
 
@@ -58,7 +58,7 @@ struct Open {
 /// interiors and the random id index (about 4.5 MiB at 100,000 sessions), kept here;
 /// a table leaf that is not is read again from the OS's cache, a few µs. The read and
 /// upkeep connections keep SQLite's default 2 MiB: the session cache answers most reads,
-/// and a prune reads what its cache does not hold from the OS's cache. Was 32 MiB on each of the three: at
+/// and a prune borrows 16 MiB only while it runs (`upkeep::PrunePace`). Was 32 MiB on each of the three: at
 /// 100,000 sessions they held ~70 MB for no measured gain on writes.
 pub const WRITE_PAGE_CACHE: &str = "PRAGMA cache_size = -8192";
 
@@ -119,8 +119,8 @@ impl Database {
             Location::Memory(_) => None,
         };
         let prune_stats = Arc::new(PruneStats::default());
-        let batch_time = if location.is_memory() { PRUNE_BATCH_TIME_SHARED } else { PRUNE_BATCH_TIME };
-        let upkeep = Upkeep::start(upkeep_conn, Arc::clone(&sink), Arc::clone(&prune_stats), batch_time)?;
+        let pace = if location.is_memory() { PrunePace::SHARED } else { PrunePace::FILE };
+        let upkeep = Upkeep::start(upkeep_conn, Arc::clone(&sink), Arc::clone(&prune_stats), pace)?;
         let checkpoint = upkeep.checkpoint_request();
         let wal_pages = Arc::new(AtomicI64::new(0));
         let hook_pages = Arc::clone(&wal_pages);

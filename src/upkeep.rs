@@ -25,11 +25,36 @@ use crate::{lock, SharedConn};
 /// Meanwhile other writers wait about this long for the write lock (a batch after a
 /// fast one may overshoot: it at most doubles); ours hand their writes to the writer
 /// thread, so the event loop never waits.
-pub const PRUNE_BATCH_TIME: Duration = Duration::from_millis(100);
+const PRUNE_BATCH_TIME: Duration = Duration::from_millis(100);
 
 /// The same for an in-memory database, whose one connection the JS thread shares: it
 /// waits for the batch, so batches stay as short as a single write.
-pub const PRUNE_BATCH_TIME_SHARED: Duration = Duration::from_millis(2);
+const PRUNE_BATCH_TIME_SHARED: Duration = Duration::from_millis(2);
+
+/// While a prune of a file runs, its connection's page cache is raised to this (KiB),
+/// then put back and emptied. A batch deletes rows all over the id index (~4.5 MiB at
+/// 100,000 sessions) and the table; in SQLite's default 2 MiB the dirty pages spill to
+/// the WAL before the commit and are read and written again: 100,000 expired rows took
+/// 1.42-1.66 s with 2 MiB and 0.99-1.26 s with 16 MiB (64 MiB: no better). The memory is
+/// held only for the prune's length, so the store's resting footprint is unchanged.
+const PRUNE_PAGE_CACHE_KIB: i64 = 16 * 1024;
+
+/// How a prune goes about its tables, by whose connection it uses.
+#[derive(Debug, Clone, Copy)]
+pub struct PrunePace {
+    /// How long one prune transaction may hold the write lock.
+    pub batch_time: Duration,
+    /// The page cache (KiB) the connection borrows for the prune's length; None leaves
+    /// it alone (a connection shared with the JS thread keeps the cache it was given).
+    pub page_cache_kib: Option<i64>,
+}
+
+impl PrunePace {
+    /// A file: the upkeep thread has a connection of its own.
+    pub const FILE: PrunePace = PrunePace { batch_time: PRUNE_BATCH_TIME, page_cache_kib: Some(PRUNE_PAGE_CACHE_KIB) };
+    /// An in-memory database, whose one connection the JS thread shares.
+    pub const SHARED: PrunePace = PrunePace { batch_time: PRUNE_BATCH_TIME_SHARED, page_cache_kib: None };
+}
 
 /// Rows in the first transaction of a prune, per ms of the batch time (1,000 for a
 /// file, the floor in memory); later ones are sized by the time it took.
@@ -79,7 +104,7 @@ struct Shared {
     stopping: AtomicBool,
     stats: Arc<PruneStats>,
     owner: String,
-    batch_time: Duration,
+    pace: PrunePace,
 }
 
 /// Lets the writer connection ask for a checkpoint without waiting for it.
@@ -112,13 +137,12 @@ pub fn jittered(interval: Duration) -> Duration {
 }
 
 impl Upkeep {
-    /// `batch_time`: how long one prune transaction may hold the write lock
-    /// (`PRUNE_BATCH_TIME`, or `PRUNE_BATCH_TIME_SHARED` when the JS thread shares `conn`).
+    /// `pace`: `PrunePace::FILE`, or `PrunePace::SHARED` when the JS thread shares `conn`.
     pub fn start(
         conn: SharedConn,
         sink: Arc<dyn CompletionSink>,
         stats: Arc<PruneStats>,
-        batch_time: Duration,
+        pace: PrunePace,
     ) -> StoreResult<Upkeep> {
         let shared = Arc::new(Shared {
             state: Mutex::default(),
@@ -126,7 +150,7 @@ impl Upkeep {
             stopping: AtomicBool::new(false),
             stats,
             owner: format!("{}-{:x}", std::process::id(), random_u64()),
-            batch_time,
+            pace,
         });
         let thread_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
@@ -277,8 +301,9 @@ fn prune_with_lease(conn: &SharedConn, shared: &Shared, table: &Table) -> StoreR
             return Err(e);
         }
     };
+    let page_cache = shared.pace.page_cache_kib.map(|kib| PageCacheLoan::take(&lock(conn), kib));
     let mut total = 0;
-    let batch_ms = i64::try_from(shared.batch_time.as_millis()).unwrap_or(i64::MAX);
+    let batch_ms = i64::try_from(shared.pace.batch_time.as_millis()).unwrap_or(i64::MAX);
     let mut rows = batch_ms.saturating_mul(PRUNE_FIRST_ROWS_PER_MS).clamp(PRUNE_BATCH_LIMITS.0, PRUNE_BATCH_LIMITS.1);
     let result = loop {
         if shared.stopping.load(Ordering::Relaxed) {
@@ -299,16 +324,57 @@ fn prune_with_lease(conn: &SharedConn, shared: &Shared, table: &Table) -> StoreR
             }
             Err(e) => break Err(e),
         };
-        rows = next_batch(rows, took, shared.batch_time);
+        rows = next_batch(rows, took, shared.pace.batch_time);
         // A gap after each transaction, long enough for a writer backing off in its busy
         // handler (steps of 1-25 ms over its first 150 ms) to find the lock free.
         std::thread::sleep((took / 4).clamp(Duration::from_millis(1), Duration::from_millis(25)));
     };
+    if let Some(loan) = page_cache {
+        loan.give_back(&lock(conn));
+    }
     let _ = release_lease(&lock(conn), &table.sql.table, &shared.owner);
     shared.stats.runs.fetch_add(1, Ordering::Relaxed);
     shared.stats.rows.fetch_add(total.max(0) as u64, Ordering::Relaxed);
     result
 }
+
+/// A larger page cache for one prune (see `PRUNE_PAGE_CACHE_KIB`). Failing to raise it
+/// or to put it back only costs speed or memory, never a row: errors are ignored.
+struct PageCacheLoan {
+    /// `PRAGMA cache_size` as it was (pages if positive, KiB if negative).
+    before: i64,
+}
+
+impl PageCacheLoan {
+    fn take(conn: &Connection, kib: i64) -> PageCacheLoan {
+        let before = conn.query_row("PRAGMA cache_size", [], |row| row.get(0)).unwrap_or(-2000);
+        let _ = conn.execute_batch(&format!("PRAGMA cache_size = -{kib}"));
+        PageCacheLoan { before }
+    }
+
+    /// Restores the size, frees the pages the prune left in the cache, and hands the
+    /// memory back to the OS (glibc keeps freed memory in the thread's arena: without
+    /// the trim, RSS stayed ~14 MB higher after a prune of 100,000 rows).
+    fn give_back(self, conn: &Connection) {
+        let _ = conn.execute_batch(&format!("PRAGMA cache_size = {}; PRAGMA shrink_memory", self.before));
+        release_free_memory();
+    }
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn release_free_memory() {
+    extern "C" {
+        /// glibc: returns free memory at the top of each arena's heaps to the OS.
+        fn malloc_trim(pad: usize) -> std::os::raw::c_int;
+    }
+    // SAFETY: malloc_trim takes no pointers and is thread-safe (it locks each arena).
+    unsafe {
+        malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn release_free_memory() {}
 
 fn acquire_lease(conn: &Connection, name: &str, owner: &str, now: i64) -> StoreResult<bool> {
     conn.execute_batch(&format!(
@@ -372,6 +438,17 @@ mod tests {
         assert!(low < Duration::from_secs(70), "shortest {low:?}: nothing below -30 %");
         assert!(high > Duration::from_secs(130), "longest {high:?}: nothing above +30 %");
         assert!(quarters.iter().all(|&n| n >= 150), "samples per quarter of 50..150 s: {quarters:?}");
+    }
+
+    #[test]
+    fn a_prune_borrows_the_page_cache_and_puts_it_back() {
+        let conn = Connection::open_in_memory().expect("open");
+        conn.execute_batch("PRAGMA cache_size = 300").expect("size");
+        let size = || conn.query_row("PRAGMA cache_size", [], |row| row.get::<_, i64>(0)).expect("read");
+        let loan = PageCacheLoan::take(&conn, PRUNE_PAGE_CACHE_KIB);
+        assert_eq!(size(), -PRUNE_PAGE_CACHE_KIB);
+        loan.give_back(&conn);
+        assert_eq!(size(), 300, "the size the connection had, in its own unit");
     }
 
     #[test]
