@@ -9,7 +9,7 @@
 //! An in-memory database has a single connection, so `read` and `write` are the same.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::backup::{BackupSource, Backups};
@@ -21,7 +21,7 @@ use crate::open::{open_connection, prepare_location, Conn, Location, OpenOptions
 use crate::ops::{self, Op, Outcome, Table};
 use crate::schema::{ensure_table, SchemaOptions};
 use crate::upkeep::{PrunePace, PruneStats, Upkeep};
-use crate::worker::{CompletionSink, Worker};
+use crate::worker::{CompletionSink, WalRestart, Worker};
 use crate::{lock, SharedConn};
 
 pub struct TableOptions {
@@ -47,7 +47,7 @@ struct Open {
     /// database object alive.
     sink: Arc<dyn CompletionSink>,
     /// WAL pages written since the WAL last restarted (the write connection's WAL hook).
-    wal_pages: Arc<AtomicI64>,
+    wal: Arc<WalRestart>,
     /// Sessions served without a SQLite transaction while nobody else commits.
     cache: Arc<SessionCache>,
     /// The files opened, checked after each commit (None in memory).
@@ -122,14 +122,14 @@ impl Database {
         let pace = if location.is_memory() { PrunePace::SHARED } else { PrunePace::FILE };
         let upkeep = Upkeep::start(upkeep_conn, Arc::clone(&sink), Arc::clone(&prune_stats), pace)?;
         let checkpoint = upkeep.checkpoint_request();
-        let wal_pages = Arc::new(AtomicI64::new(0));
-        let hook_pages = Arc::clone(&wal_pages);
+        let wal = Arc::new(WalRestart::default());
+        let hook_wal = Arc::clone(&wal);
         let cache = Arc::new(SessionCache::new(options.session_cache_bytes));
         let hook_cache = Arc::clone(&cache);
         // Replaces SQLite's auto-checkpoint on the writing connection: the JS thread and
         // the writer thread only ask; the upkeep thread does the copying.
         lock(&write).wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, pages: i32| {
-            hook_pages.store(i64::from(pages), Ordering::Relaxed);
+            hook_wal.record(i64::from(pages));
             hook_cache.count_commit();
             if pages >= CHECKPOINT_PAGES {
                 checkpoint.request();
@@ -139,7 +139,7 @@ impl Database {
         let worker = Worker::start(
             Arc::clone(&write),
             Arc::clone(&sink),
-            Arc::clone(&wal_pages),
+            Arc::clone(&wal),
             Arc::clone(&cache),
             identity.clone(),
         )?;
@@ -148,17 +148,7 @@ impl Database {
             options,
             busy_retries,
             prune_stats,
-            open: Some(Open {
-                read,
-                write,
-                worker,
-                upkeep,
-                backups: Backups::default(),
-                sink,
-                wal_pages,
-                cache,
-                identity,
-            }),
+            open: Some(Open { read, write, worker, upkeep, backups: Backups::default(), sink, wal, cache, identity }),
             tables: Vec::new(),
         })
     }
@@ -306,7 +296,7 @@ impl Database {
     /// Only called while nothing is queued, so the writer thread is idle.
     pub fn run(&self, jobs: &[(u32, Op)]) -> StoreResult<Option<Vec<StoreResult<Outcome>>>> {
         let open = self.open_parts()?;
-        if open.wal_pages.load(Ordering::Relaxed) > crate::worker::WAL_HARD_LIMIT_PAGES {
+        if open.wal.due() {
             return Ok(None);
         }
         let jobs = self.jobs(jobs)?;

@@ -3,9 +3,10 @@
 //! result is delivered only after its transaction has committed.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use crate::batch::{self, Job, Waiting};
 use crate::cache::SessionCache;
@@ -47,6 +48,52 @@ const RESTART_TRIES: u32 = 10;
 /// processes on the same file get their turn.
 const MAX_BATCH: usize = 512;
 
+/// The WAL's length as the write connection's hook last saw it, and whether the writer
+/// thread is due to restart it; shared by the hook, the JS thread and the writer thread.
+#[derive(Debug)]
+pub struct WalRestart {
+    pages: AtomicI64,
+    /// Before this (ms since `epoch`) no restart is tried: the last one found a reader
+    /// or a checkpoint in the way.
+    retry_at_ms: AtomicU64,
+    epoch: Instant,
+}
+
+impl Default for WalRestart {
+    fn default() -> Self {
+        WalRestart { pages: AtomicI64::new(0), retry_at_ms: AtomicU64::new(0), epoch: Instant::now() }
+    }
+}
+
+impl WalRestart {
+    /// From the write connection's WAL hook: pages in the WAL after a commit.
+    pub fn record(&self, pages: i64) {
+        self.pages.store(pages, Ordering::Relaxed);
+    }
+
+    /// Whether the writer thread restarts the WAL after its next batch: it has grown
+    /// past `WAL_HARD_LIMIT_PAGES` and no failed try is waiting out `RESTART_RETRY_MS`.
+    /// The JS thread hands its writes to the writer thread only then, not for as long
+    /// as the WAL is long: while a restart waits for a reader, writes one at a time
+    /// went the slow way round (measured: 1 write in 10 at 100,000 sessions, p99 540 us).
+    pub fn due(&self) -> bool {
+        self.pages.load(Ordering::Relaxed) > WAL_HARD_LIMIT_PAGES
+            && self.now_ms() >= self.retry_at_ms.load(Ordering::Relaxed)
+    }
+
+    fn restarted(&self) {
+        self.pages.store(0, Ordering::Relaxed);
+    }
+
+    fn failed(&self) {
+        self.retry_at_ms.store(self.now_ms() + RESTART_RETRY_MS, Ordering::Relaxed);
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
 /// The ticket of a completion nobody asked for: a failure of background work (a
 /// scheduled prune), for the JS side to report as an event.
 pub const BACKGROUND_TICKET: u32 = 0;
@@ -76,11 +123,11 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// `wal_pages` is kept current by the write connection's WAL hook.
+    /// `wal` is kept current by the write connection's WAL hook.
     pub fn start(
         conn: SharedConn,
         sink: Arc<dyn CompletionSink>,
-        wal_pages: Arc<AtomicI64>,
+        wal: Arc<WalRestart>,
         cache: Arc<SessionCache>,
         identity: Option<Arc<FileIdentity>>,
     ) -> StoreResult<Worker> {
@@ -89,7 +136,7 @@ impl Worker {
         let thread = std::thread::Builder::new()
             .name("sqlite-session-writer".into())
             .spawn(move || {
-                let context = Context { conn, sink, wal_pages, cache, identity };
+                let context = Context { conn, sink, wal, cache, identity };
                 writer_loop(&thread_queue, &context)
             })
             .map_err(|e| StoreError::new("ERR_THREAD", format!("cannot start the writer thread: {e}")))?;
@@ -153,7 +200,7 @@ struct Context {
     conn: SharedConn,
     sink: Arc<dyn CompletionSink>,
     /// Kept current by the write connection's WAL hook.
-    wal_pages: Arc<AtomicI64>,
+    wal: Arc<WalRestart>,
     cache: Arc<SessionCache>,
     /// The files opened (None in memory): a batch is acknowledged only if they are
     /// still the ones at the path after its commit.
@@ -180,7 +227,6 @@ fn restart_wal(conn: &crate::open::Conn) -> bool {
 }
 
 fn writer_loop(queue: &(Mutex<Queue>, Condvar), context: &Context) {
-    let mut next_restart = std::time::Instant::now();
     while let Some(queued) = next_batch(queue) {
         let (tickets, jobs): (Vec<u32>, Vec<Job>) = queued.into_iter().unzip();
         let outcomes = catch_unwind(AssertUnwindSafe(|| {
@@ -188,13 +234,11 @@ fn writer_loop(queue: &(Mutex<Queue>, Condvar), context: &Context) {
             let batch_context = batch::Context { cache: &context.cache, identity: context.identity.as_deref() };
             let outcomes = batch::run(&mut conn, batch_context, &jobs, Waiting::Allowed)
                 .unwrap_or_else(|| jobs.iter().map(|_| Err(batch::busy())).collect());
-            if context.wal_pages.load(Ordering::Relaxed) > WAL_HARD_LIMIT_PAGES
-                && std::time::Instant::now() >= next_restart
-            {
+            if context.wal.due() {
                 if restart_wal(&conn) {
-                    context.wal_pages.store(0, Ordering::Relaxed);
+                    context.wal.restarted();
                 } else {
-                    next_restart = std::time::Instant::now() + std::time::Duration::from_millis(RESTART_RETRY_MS);
+                    context.wal.failed();
                 }
             }
             outcomes
