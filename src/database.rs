@@ -46,7 +46,7 @@ struct Open {
     /// refers to a JS function, and keeping it past close would keep the whole
     /// database object alive.
     sink: Arc<dyn CompletionSink>,
-    /// WAL pages written since the WAL last restarted (the write connection's WAL hook).
+    /// The WAL's length (from the write connection's WAL hook) and whether a restart is due.
     wal: Arc<WalRestart>,
     /// Sessions served without a SQLite transaction while nobody else commits.
     cache: Arc<SessionCache>,

@@ -37,7 +37,12 @@ const PRUNE_BATCH_TIME_SHARED: Duration = Duration::from_millis(2);
 /// the WAL before the commit and are read and written again: 100,000 expired rows took
 /// 1.42-1.66 s with 2 MiB and 0.99-1.26 s with 16 MiB (64 MiB: no better). The memory is
 /// held only for the prune's length, so the store's resting footprint is unchanged.
-const PRUNE_PAGE_CACHE_KIB: i64 = 16 * 1024;
+const PRUNE_PAGE_CACHE_KIB: u32 = 16 * 1024;
+
+/// A prune that deleted at least this many rows also hands freed memory back to the OS
+/// when it ends (`release_free_memory`); a routine prune fits SQLite's default cache
+/// and does not pay for the trim.
+const TRIM_AFTER_ROWS: i64 = 10_000;
 
 /// How a prune goes about its tables, by whose connection it uses.
 #[derive(Debug, Clone, Copy)]
@@ -46,7 +51,7 @@ pub struct PrunePace {
     pub batch_time: Duration,
     /// The page cache (KiB) the connection borrows for the prune's length; None leaves
     /// it alone (a connection shared with the JS thread keeps the cache it was given).
-    pub page_cache_kib: Option<i64>,
+    pub page_cache_kib: Option<u32>,
 }
 
 impl PrunePace {
@@ -301,7 +306,7 @@ fn prune_with_lease(conn: &SharedConn, shared: &Shared, table: &Table) -> StoreR
             return Err(e);
         }
     };
-    let page_cache = shared.pace.page_cache_kib.map(|kib| PageCacheLoan::take(&lock(conn), kib));
+    let mut page_cache = shared.pace.page_cache_kib.map(|kib| PageCacheLoan::take(conn, kib));
     let mut total = 0;
     let batch_ms = i64::try_from(shared.pace.batch_time.as_millis()).unwrap_or(i64::MAX);
     let mut rows = batch_ms.saturating_mul(PRUNE_FIRST_ROWS_PER_MS).clamp(PRUNE_BATCH_LIMITS.0, PRUNE_BATCH_LIMITS.1);
@@ -329,42 +334,58 @@ fn prune_with_lease(conn: &SharedConn, shared: &Shared, table: &Table) -> StoreR
         // handler (steps of 1-25 ms over its first 150 ms) to find the lock free.
         std::thread::sleep((took / 4).clamp(Duration::from_millis(1), Duration::from_millis(25)));
     };
-    if let Some(loan) = page_cache {
-        loan.give_back(&lock(conn));
+    if let Some(loan) = page_cache.as_mut() {
+        loan.rows = total;
     }
+    drop(page_cache);
     let _ = release_lease(&lock(conn), &table.sql.table, &shared.owner);
     shared.stats.runs.fetch_add(1, Ordering::Relaxed);
     shared.stats.rows.fetch_add(total.max(0) as u64, Ordering::Relaxed);
     result
 }
 
-/// A larger page cache for one prune (see `PRUNE_PAGE_CACHE_KIB`). Failing to raise it
-/// or to put it back only costs speed or memory, never a row: errors are ignored.
-struct PageCacheLoan {
+/// A larger page cache for one prune (see `PRUNE_PAGE_CACHE_KIB`), put back when the
+/// loan is dropped, also when the prune failed or panicked. Failing to raise it or to
+/// put it back only costs speed or memory, never a row: errors are ignored.
+struct PageCacheLoan<'a> {
+    conn: &'a SharedConn,
     /// `PRAGMA cache_size` as it was (pages if positive, KiB if negative).
     before: i64,
+    /// Rows the prune deleted under the loan (see `TRIM_AFTER_ROWS`).
+    rows: i64,
 }
 
-impl PageCacheLoan {
-    fn take(conn: &Connection, kib: i64) -> PageCacheLoan {
-        let before = conn.query_row("PRAGMA cache_size", [], |row| row.get(0)).unwrap_or(-2000);
-        let _ = conn.execute_batch(&format!("PRAGMA cache_size = -{kib}"));
-        PageCacheLoan { before }
+impl<'a> PageCacheLoan<'a> {
+    fn take(conn: &'a SharedConn, kib: u32) -> PageCacheLoan<'a> {
+        let guard = lock(conn);
+        let before = guard.query_row("PRAGMA cache_size", [], |row| row.get(0)).unwrap_or(-2000);
+        let _ = guard.execute_batch(&format!("PRAGMA cache_size = -{kib}"));
+        PageCacheLoan { conn, before, rows: 0 }
     }
+}
 
-    /// Restores the size, frees the pages the prune left in the cache, and hands the
-    /// memory back to the OS (glibc keeps freed memory in the thread's arena: without
-    /// the trim, RSS stayed ~14 MB higher after a prune of 100,000 rows).
-    fn give_back(self, conn: &Connection) {
-        let _ = conn.execute_batch(&format!("PRAGMA cache_size = {}; PRAGMA shrink_memory", self.before));
-        release_free_memory();
+impl Drop for PageCacheLoan<'_> {
+    /// Restores the size and frees the pages the prune left in the cache; after a large
+    /// prune, hands the memory back to the OS once the connection is let go (glibc keeps
+    /// freed memory in its arenas: without the trim, RSS stayed ~14 MB higher after a
+    /// prune of 100,000 rows).
+    fn drop(&mut self) {
+        {
+            let conn = lock(self.conn);
+            let _ = conn.execute_batch(&format!("PRAGMA cache_size = {}; PRAGMA shrink_memory", self.before));
+        }
+        if self.rows >= TRIM_AFTER_ROWS {
+            release_free_memory();
+        }
     }
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn release_free_memory() {
     extern "C" {
-        /// glibc: returns free memory at the top of each arena's heaps to the OS.
+        /// glibc: returns the free pages of every arena to the OS. It walks each arena
+        /// under that arena's lock, so a thread allocating meanwhile (the JS thread) can
+        /// wait a few ms: hence only after a large prune, not after every routine one.
         fn malloc_trim(pad: usize) -> std::os::raw::c_int;
     }
     // SAFETY: malloc_trim takes no pointers and is thread-safe (it locks each arena).
@@ -444,10 +465,12 @@ mod tests {
     fn a_prune_borrows_the_page_cache_and_puts_it_back() {
         let conn = Connection::open_in_memory().expect("open");
         conn.execute_batch("PRAGMA cache_size = 300").expect("size");
-        let size = || conn.query_row("PRAGMA cache_size", [], |row| row.get::<_, i64>(0)).expect("read");
-        let loan = PageCacheLoan::take(&conn, PRUNE_PAGE_CACHE_KIB);
-        assert_eq!(size(), -PRUNE_PAGE_CACHE_KIB);
-        loan.give_back(&conn);
+        let conn: SharedConn = Arc::new(Mutex::new(crate::open::Conn { sqlite: conn, fail_fast: Arc::default() }));
+        let size = || lock(&conn).query_row("PRAGMA cache_size", [], |row| row.get::<_, i64>(0)).expect("read");
+        let mut loan = PageCacheLoan::take(&conn, PRUNE_PAGE_CACHE_KIB);
+        assert_eq!(size(), -i64::from(PRUNE_PAGE_CACHE_KIB));
+        loan.rows = TRIM_AFTER_ROWS;
+        drop(loan);
         assert_eq!(size(), 300, "the size the connection had, in its own unit");
     }
 
