@@ -436,17 +436,19 @@ impl SessionCache {
 
     /// Keeps a session read from SQLite (data and stored expiry), when nobody committed
     /// around the read. Misses are not kept: ids that do not exist are as many as
-    /// clients care to invent, and would push real sessions out.
+    /// clients care to invent, and would push real sessions out. After another writer's
+    /// commit the entries are stale and the cache starts again from this read: before,
+    /// it stayed empty until this process's next write, so where several processes
+    /// share a file it served little more than each one's own last writes.
     pub fn fill(&self, before: Option<Header>, table: &Table, sid: &str, found: Option<(&str, i64)>) {
         let (true, Some(before), Some((data, expires))) = (table.cacheable(), before, found) else { return };
         let mut inner = self.lock();
         if inner.current() != Some(before) {
             return;
         }
-        match inner.version {
-            Some(version) if version == before => {}
-            Some(_) => return,
-            None => inner.version = Some(before),
+        if inner.version != Some(before) {
+            inner.clear();
+            inner.version = Some(before);
         }
         inner.put(&table.cache_name, sid, Some(data.to_owned()), expires);
     }
@@ -654,6 +656,25 @@ mod tests {
         assert_eq!(f.db.get(f.table, "b").expect("get"), Some("{\"v\":1}".into()), "uncommitted is invisible");
         tx.commit().expect("commit");
         assert_eq!(f.db.get(f.table, "b").expect("get"), Some("{\"v\":6}".into()));
+    }
+
+    #[test]
+    fn after_another_writers_commit_the_cache_starts_again_from_reads() {
+        let f = fixture(None);
+        f.db.run_one(f.table, &set("a", "{\"v\":1}", far())).expect("set");
+        f.db.run_one(f.table, &set("b", "{\"v\":1}", far())).expect("set");
+        let other = other(&f);
+        for v in 2..5 {
+            other.execute(&format!("UPDATE Sessions SET data = '{{\"v\":{v}}}'"), []).expect("update");
+            let now = format!("{{\"v\":{v}}}");
+            let hits = f.db.cache_hits();
+            assert_eq!(f.db.get(f.table, "a").expect("get"), Some(now.clone()), "read from SQLite");
+            assert_eq!(f.db.get(f.table, "b").expect("get"), Some(now.clone()));
+            assert_eq!(f.db.cache_hits(), hits, "nothing stale was served");
+            assert_eq!(f.db.get(f.table, "a").expect("get"), Some(now.clone()));
+            assert_eq!(f.db.get(f.table, "b").expect("get"), Some(now));
+            assert_eq!(f.db.cache_hits(), hits + 2, "then from the cache, without a write of ours");
+        }
     }
 
     #[test]
