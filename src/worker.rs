@@ -86,7 +86,7 @@ impl WalRestart {
     }
 
     fn failed(&self) {
-        self.retry_at_ms.store(self.now_ms() + RESTART_RETRY_MS, Ordering::Relaxed);
+        self.retry_at_ms.store(self.now_ms().saturating_add(RESTART_RETRY_MS), Ordering::Relaxed);
     }
 
     fn now_ms(&self) -> u64 {
