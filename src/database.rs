@@ -118,26 +118,13 @@ impl Database {
             Location::File(path) => Some(Arc::new(FileIdentity::capture(path, is_wal(&lock(&write))?)?)),
             Location::Memory(_) => None,
         };
-        let cache = Arc::new(SessionCache::new(options.session_cache_bytes));
-        if !location.is_memory() {
-            // The upkeep thread's commits are counted as this process's own, so that the
-            // session cache outlives them (`upkeep::keeping_cache`). A WAL hook replaces
-            // SQLite's auto-checkpoint, which it then does itself, at SQLite's default.
-            let hook_cache = Arc::clone(&cache);
-            lock(&upkeep_conn).wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, pages: i32| {
-                hook_cache.count_commit();
-                if pages >= CHECKPOINT_PAGES {
-                    let _ = wal.checkpoint();
-                }
-                Ok(())
-            }))?;
-        }
         let prune_stats = Arc::new(PruneStats::default());
         let pace = if location.is_memory() { PrunePace::SHARED } else { PrunePace::FILE };
-        let upkeep = Upkeep::start(upkeep_conn, Arc::clone(&sink), Arc::clone(&prune_stats), pace, Arc::clone(&cache))?;
+        let upkeep = Upkeep::start(upkeep_conn, Arc::clone(&sink), Arc::clone(&prune_stats), pace)?;
         let checkpoint = upkeep.checkpoint_request();
         let wal = Arc::new(WalRestart::default());
         let hook_wal = Arc::clone(&wal);
+        let cache = Arc::new(SessionCache::new(options.session_cache_bytes));
         let hook_cache = Arc::clone(&cache);
         // Replaces SQLite's auto-checkpoint on the writing connection: the JS thread and
         // the writer thread only ask; the upkeep thread does the copying.

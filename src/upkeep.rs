@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
-use crate::cache::SessionCache;
 use crate::error::{StoreError, StoreResult};
 use crate::ops::{self, Outcome, Table};
 use crate::worker::{Completion, CompletionSink, BACKGROUND_TICKET};
@@ -111,8 +110,6 @@ struct Shared {
     stats: Arc<PruneStats>,
     owner: String,
     pace: PrunePace,
-    /// Carried over this thread's commits (see `keeping_cache`).
-    cache: Arc<SessionCache>,
 }
 
 /// Lets the writer connection ask for a checkpoint without waiting for it.
@@ -151,7 +148,6 @@ impl Upkeep {
         sink: Arc<dyn CompletionSink>,
         stats: Arc<PruneStats>,
         pace: PrunePace,
-        cache: Arc<SessionCache>,
     ) -> StoreResult<Upkeep> {
         let shared = Arc::new(Shared {
             state: Mutex::default(),
@@ -160,7 +156,6 @@ impl Upkeep {
             stats,
             owner: format!("{}-{:x}", std::process::id(), random_u64()),
             pace,
-            cache,
         });
         let thread_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
@@ -300,15 +295,14 @@ fn guarded<T>(work: impl FnOnce() -> StoreResult<T>) -> StoreResult<T> {
 /// in-memory database shared with the JS thread is never held for long.
 fn prune_with_lease(conn: &SharedConn, shared: &Shared, table: &Table) -> StoreResult<i64> {
     let now = ops::now_ms();
-    let cache = &shared.cache;
-    if !keeping_cache(cache, || acquire_lease(&lock(conn), &table.sql.table, &shared.owner, now))? {
+    if !acquire_lease(&lock(conn), &table.sql.table, &shared.owner, now)? {
         shared.stats.skipped.fetch_add(1, Ordering::Relaxed);
         return Ok(0);
     }
     let statement = match ops::prune_statement(&lock(conn), table) {
         Ok(statement) => statement,
         Err(e) => {
-            let _ = keeping_cache(cache, || release_lease(&lock(conn), &table.sql.table, &shared.owner));
+            let _ = release_lease(&lock(conn), &table.sql.table, &shared.owner);
             return Err(e);
         }
     };
@@ -320,11 +314,11 @@ fn prune_with_lease(conn: &SharedConn, shared: &Shared, table: &Table) -> StoreR
         if shared.stopping.load(Ordering::Relaxed) {
             break Ok(total);
         }
-        let batch = keeping_cache(cache, || {
+        let batch = {
             let conn = lock(conn);
             let started = Instant::now();
             ops::prune_batch(&conn, &statement, now, rows).map(|deleted| (deleted, started.elapsed()))
-        });
+        };
         let took = match batch {
             Ok((deleted, took)) => {
                 total += deleted;
@@ -344,22 +338,9 @@ fn prune_with_lease(conn: &SharedConn, shared: &Shared, table: &Table) -> StoreR
         loan.rows = total;
     }
     drop(page_cache);
-    let _ = keeping_cache(cache, || release_lease(&lock(conn), &table.sql.table, &shared.owner));
+    let _ = release_lease(&lock(conn), &table.sql.table, &shared.owner);
     shared.stats.runs.fetch_add(1, Ordering::Relaxed);
     shared.stats.rows.fetch_add(total.max(0) as u64, Ordering::Relaxed);
-    result
-}
-
-/// Runs one of this thread's transactions so that the session cache outlives its
-/// commit. Prunes and leases change no live session, so the cache carries over them as
-/// over the writer's own commits (the connection's WAL hook counts them). Before, it
-/// took them for another writer's and emptied itself: every read during a prune, and
-/// after it until the next write, went to SQLite on the JS thread. A writer's commit
-/// inside the same section makes one of the two `finish`es empty it, as before.
-fn keeping_cache<T>(cache: &SessionCache, work: impl FnOnce() -> T) -> T {
-    let section = cache.begin();
-    let result = work();
-    cache.finish(section);
     result
 }
 
