@@ -206,6 +206,7 @@ impl Client {
         let first = self.preferred.load(Ordering::Relaxed);
         let mut last_problem = String::from("no node tried");
         loop {
+            let mut untrusted = 0;
             for step in 0..self.nodes.len() {
                 let index = (first + step) % self.nodes.len();
                 let left = deadline.saturating_duration_since(Instant::now());
@@ -218,7 +219,23 @@ impl Client {
                         return replies;
                     }
                     Attempt::TryElsewhere(problem) => last_problem = problem,
+                    // The last attempt is often cut short by the deadline itself: its
+                    // "timed out" would hide why the earlier ones failed.
+                    Attempt::TimedOut(problem) => {
+                        if last_problem == "no node tried" {
+                            last_problem = problem;
+                        }
+                    }
+                    Attempt::Untrusted(problem) => {
+                        untrusted += 1;
+                        last_problem = problem;
+                    }
                 }
+            }
+            // A certificate we do not trust stays untrusted: when every node showed one,
+            // retrying until the timeout would only delay the same answer.
+            if untrusted == self.nodes.len() {
+                return Err(self.unavailable(&last_problem));
             }
             let left = deadline.saturating_duration_since(Instant::now());
             std::thread::sleep(ROUND_PAUSE.min(left));
@@ -239,7 +256,14 @@ impl Client {
         }
         let mut response = match request.send(body) {
             Ok(response) => response,
-            Err(e) => return Attempt::TryElsewhere(format!("{}: {}", host_of(node), transport_problem(&e))),
+            Err(e) => {
+                let problem = format!("{}: {}", host_of(node), transport_problem(&e));
+                return match e {
+                    ureq::Error::Timeout(_) => Attempt::TimedOut(problem),
+                    _ if refused_certificate(&e) => Attempt::Untrusted(problem),
+                    _ => Attempt::TryElsewhere(problem),
+                };
+            }
         };
         let status = response.status().as_u16();
         // ureq reads at most 10 MiB by default; a listing of every session can be more.
@@ -288,7 +312,12 @@ impl Client {
 
 enum Attempt {
     Done(StoreResult<Vec<Reply>>),
+    /// This node cannot answer now; another may, or this one later.
     TryElsewhere(String),
+    /// No answer in the time left.
+    TimedOut(String),
+    /// This node's certificate is not one we trust.
+    Untrusted(String),
 }
 
 /// The largest reply read: `all()` of a million sessions of 0.5 KB, with room.
@@ -327,12 +356,22 @@ fn transport_problem(error: &ureq::Error) -> String {
         ureq::Error::Timeout(_) => "timed out".into(),
         // rustls reports a refused certificate as invalid data, with a message that
         // says why (an unknown issuer, a name mismatch): worth passing on.
-        ureq::Error::Io(e) if e.kind() == std::io::ErrorKind::InvalidData => format!("TLS: {e}"),
+        ureq::Error::Io(e) if refused_certificate(error) => format!("TLS: {e}"),
         ureq::Error::Io(e) => e.kind().to_string(),
         ureq::Error::ConnectionFailed => "connection failed".into(),
         ureq::Error::HostNotFound => "host not found".into(),
         ureq::Error::Tls(_) | ureq::Error::Rustls(_) => "TLS handshake failed".into(),
         _ => "request failed".into(),
+    }
+}
+
+/// Whether the handshake failed on our side's trust (rustls reports a refused
+/// certificate as invalid data): a setting to fix, not a node to wait for.
+fn refused_certificate(error: &ureq::Error) -> bool {
+    match error {
+        ureq::Error::Io(e) => e.kind() == std::io::ErrorKind::InvalidData,
+        ureq::Error::Tls(_) | ureq::Error::Rustls(_) => true,
+        _ => false,
     }
 }
 
