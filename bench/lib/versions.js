@@ -22,12 +22,14 @@ function packageVersion(name) {
   }
 }
 
-/** The commit of the repository under test, with "-dirty" for uncommitted changes. */
-function checkoutRevision() {
+/** The commit of a checkout (the one under test by default), with "-dirty" for uncommitted
+ * changes. bench/results is left out: a run's own output would otherwise mark the next
+ * run of the same code dirty. */
+function checkoutRevision(dir = ROOT_DIR) {
   try {
-    const git = (...args) => execFileSync('git', ['-C', ROOT_DIR, ...args], { encoding: 'utf8' }).trim()
+    const git = (...args) => execFileSync('git', ['-C', dir, ...args], { encoding: 'utf8' }).trim()
     const head = git('rev-parse', '--short', 'HEAD')
-    const dirty = git('status', '--porcelain', '--untracked-files=no').length > 0
+    const dirty = git('status', '--porcelain', '--untracked-files=no', '--', '.', ':!bench/results').length > 0
     return dirty ? `${head}-dirty` : head
   } catch {
     return null

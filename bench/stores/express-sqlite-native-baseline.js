@@ -8,6 +8,7 @@
 
 const path = require('node:path')
 const ours = require('./express-sqlite-native')
+const { checkoutRevision } = require('../lib/versions')
 
 const dir = process.env.ESN_BASELINE_DIR
 
@@ -17,7 +18,7 @@ module.exports = {
   name: 'express-sqlite-native (baseline)',
   ours: false,
   sqlite: false,
-  version: dir ? `${require(path.join(dir, 'package.json')).version} at ${dir}` : 'none',
+  version: dir ? `${require(path.join(dir, 'package.json')).version} at ${checkoutRevision(dir) ?? dir}` : 'none',
   setup: "the same, from ESN_BASELINE_DIR's build",
   available() {
     if (!dir) return 'ESN_BASELINE_DIR is not set (a checkout of another commit, built, to compare against)'
