@@ -63,7 +63,8 @@ struct Open {
 pub const WRITE_PAGE_CACHE: &str = "PRAGMA cache_size = -8192";
 
 /// WAL pages after which the writer asks the upkeep thread for a checkpoint
-/// (SQLite's own auto-checkpoint default, moved off the writing threads).
+/// (SQLite's own auto-checkpoint default, moved off the writing threads; how often it
+/// asks past them: `upkeep::CheckpointRequest`).
 pub const CHECKPOINT_PAGES: i32 = 1000;
 
 /// How far below a touch's new expiry the stored one may be for the touch to be skipped:
@@ -121,7 +122,7 @@ impl Database {
         let prune_stats = Arc::new(PruneStats::default());
         let pace = if location.is_memory() { PrunePace::SHARED } else { PrunePace::FILE };
         let upkeep = Upkeep::start(upkeep_conn, Arc::clone(&sink), Arc::clone(&prune_stats), pace)?;
-        let checkpoint = upkeep.checkpoint_request();
+        let mut checkpoint = upkeep.checkpoint_request();
         let wal = Arc::new(WalRestart::default());
         let hook_wal = Arc::clone(&wal);
         let cache = Arc::new(SessionCache::new(options.session_cache_bytes));
@@ -131,9 +132,7 @@ impl Database {
         lock(&write).wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, pages: i32| {
             hook_wal.record(i64::from(pages));
             hook_cache.count_commit();
-            if pages >= CHECKPOINT_PAGES {
-                checkpoint.request();
-            }
+            checkpoint.after_commit(pages);
             Ok(())
         }))?;
         let worker = Worker::start(

@@ -36,8 +36,8 @@ pub const WAL_HARD_LIMIT_PAGES: i64 = 2000;
 const RESTART_RETRY_MS: u64 = 50;
 
 /// Tries of a RESTART, 1 ms apart, before it waits `RESTART_RETRY_MS`. Our own upkeep
-/// thread's passive checkpoints, asked for at every commit past 1,000 pages, hold the
-/// checkpoint lock a moment at a time: a single try met one nearly every time (measured
+/// thread's passive checkpoints, asked for past 1,000 pages (`database::CHECKPOINT_PAGES`),
+/// hold the checkpoint lock a moment at a time: a single try met one nearly every time (measured
 /// at one write at a time: 20 of 20 failed, the WAL grew to 34 MB, and 9,200 of 13,000
 /// writes went through the writer thread, since the JS thread leaves writes to it while
 /// a restart is due). With the tries, restarts succeed at the 2nd or 3rd (1-2 ms, the
