@@ -117,11 +117,14 @@ struct Shared {
 /// A passive checkpoint rarely empties a WAL that is being written to (a commit lands
 /// while it syncs; the writer thread's RESTART empties it, `worker::WAL_HARD_LIMIT_PAGES`),
 /// so the WAL stays past the mark. Asking at every commit then meant, one write at a
-/// time, a checkpoint (two fsyncs) every ~10 writes and a wake-up syscall at each: a set
-/// took 98-114 µs here against 76-78 µs with this step. At 64 in flight a commit writes
-/// more than 100 pages, so each still asks, and the RESTART finds little left to copy
-/// (a step of 300, or asking once per 1,000 pages, doubled the p99 of those writes).
-const CHECKPOINT_STEP_PAGES: i32 = 100;
+/// time, a checkpoint (two fsyncs) every ~10 writes and a wake-up syscall at every
+/// commit. Measured with the bench's API phases (10,000 sessions, four interleaved runs
+/// per setting), against asking at every commit: one write at a time +7-30 % (touch
+/// most), 64 in flight +8 %, and the p99 of sets at a steady 4k/s unchanged (0.55-1.0 ms
+/// against 0.64-0.97). A step of 100 gained as much one at a time but took that p99 to
+/// 2.4-4.0 ms: with more left to copy, the RESTART took ~7 ms, and every write arriving
+/// meanwhile waited for it.
+const CHECKPOINT_STEP_PAGES: i32 = 30;
 
 /// When the writer asks for a checkpoint, from the WAL's length after each commit.
 #[derive(Debug, Clone, Copy)]
