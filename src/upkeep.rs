@@ -122,8 +122,8 @@ struct Shared {
 /// per setting), against asking at every commit: one write at a time +7-30 % (touch
 /// most), 64 in flight +8 %, and the p99 of sets at a steady 4k/s unchanged (0.55-1.0 ms
 /// against 0.64-0.97). A step of 100 gained as much one at a time but took that p99 to
-/// 2.4-4.0 ms: with more left to copy, the RESTART took ~7 ms, and every write arriving
-/// meanwhile waited for it.
+/// 2.4-4.0 ms; with it the writer thread's RESTART took ~7 ms, and every write arriving
+/// meanwhile waited for it (the RESTART's time with a step of 30 was not measured).
 const CHECKPOINT_STEP_PAGES: i32 = 30;
 
 /// When the writer asks for a checkpoint, from the WAL's length after each commit.
