@@ -5,8 +5,11 @@
 //! and of 64 in one BEGIN IMMEDIATE ... COMMIT (as the store groups 64 writes in flight).
 //! What a perfect binding would pay; bench/run.js reports ours ÷ this per write.
 //!
-//!   cargo run --release --example floor -- --n 10000 [--budget 400]
+//!   cargo run --release --example floor -- --n 10000 [--budget 400] [--cool-kib 1024]
 //!
+//! `--cool-kib K` writes to K KiB of other memory before each batch, outside the time
+//! measured: the CPU caches then come to SQLite as cooled as the JavaScript between two
+//! of the store's writes leaves them (bench/README.md, "Where the time goes").
 //! Prints one JSON object: { n, phases: { "<phase> c<1|64>": { opsPerSec, p50us, p99us } } }.
 
 use std::time::{Duration, Instant};
@@ -108,6 +111,21 @@ fn checkpoint_between_batches(conn: &mut Connection) -> WalPages {
     pages
 }
 
+thread_local! {
+    /// Memory written before each batch (`--cool-kib`); empty by default.
+    static COOLING: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Writes one byte per cache line of the `--cool-kib` buffer.
+fn cool_caches() {
+    COOLING.with_borrow_mut(|memory| {
+        for byte in memory.iter_mut().step_by(64) {
+            *byte = byte.wrapping_add(1);
+        }
+        std::hint::black_box(&memory);
+    });
+}
+
 struct Measured {
     ops: u64,
     /// Time inside the batches only: making the ops (ids, JSON) is not SQLite's work.
@@ -131,6 +149,7 @@ fn measure(
     let mut latencies_us = Vec::new();
     while started.elapsed() < budget && k < max_ops {
         let batch: Vec<Op> = (k..(k + size).min(max_ops)).map(&mut make).collect();
+        cool_caches();
         let t = Instant::now();
         run_batch(conn, table, &batch);
         let took = t.elapsed();
@@ -162,6 +181,8 @@ fn main() {
     };
     let n = flag("--n", 10_000);
     let budget = Duration::from_millis(flag("--budget", 400));
+    let cool_kib = usize::try_from(flag("--cool-kib", 0)).expect("--cool-kib fits in memory");
+    COOLING.with_borrow_mut(|memory| *memory = vec![0; cool_kib * 1024]);
 
     let dir = tempfile::tempdir().expect("temp dir");
     let location = Location::File(dir.path().join("floor.db"));

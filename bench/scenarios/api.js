@@ -145,4 +145,4 @@ async function apiScenario(storeModule, dir, { n, budgetMs }) {
   }
 }
 
-module.exports = { apiScenario }
+module.exports = { apiScenario, zipfRanks }
