@@ -10,7 +10,7 @@
 //! `--cool-kib K` writes to K KiB of other memory before each batch, outside the time
 //! measured: the CPU caches then come to SQLite as cooled as the JavaScript between two
 //! of the store's writes leaves them (bench/README.md, "Where the time goes").
-//! Prints one JSON object: { n, phases: { "<phase> c<1|64>": { opsPerSec, p50us, p99us } } }.
+//! Prints one JSON object: { n, coolKib, phases: { "<phase> c<1|64>": { opsPerSec, p50us, p99us } } }.
 
 use std::time::{Duration, Instant};
 
@@ -241,5 +241,5 @@ fn main() {
         });
         record(format!("destroy c{size}"), m);
     }
-    println!("{}", serde_json::json!({ "n": n, "phases": phases }));
+    println!("{}", serde_json::json!({ "n": n, "coolKib": cool_kib, "phases": phases }));
 }

@@ -9,14 +9,16 @@ const { ROOT_DIR } = require('../lib/versions')
 function flags() {
   const out = {}
   for (const arg of process.argv.slice(2)) {
-    const [name, value] = arg.replace(/^--/, '').split('=')
-    out[name] = value === undefined ? true : Number.isNaN(Number(value)) ? value : Number(value)
+    const [name, ...rest] = arg.replace(/^--/, '').split('=')
+    const value = rest.join('=')
+    out[name] = rest.length === 0 ? true : value === '' || Number.isNaN(Number(value)) ? value : Number(value)
   }
   return out
 }
 
 function openStore(dir) {
-  const { store: kind = 'native', root = ROOT_DIR } = flags()
+  const { store: kind = 'native', root: given } = flags()
+  const root = given || ROOT_DIR
   if (kind === 'memory') {
     const { MemoryStore } = require(require.resolve('express-session', { paths: [root] }))
     return { store: new MemoryStore(), close: async () => {}, label: 'MemoryStore' }

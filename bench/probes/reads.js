@@ -3,9 +3,9 @@
 // Reads of stored sessions through the bench's loop, read uniformly (every session once
 // per pass, the bench's get-hit) and Zipf-like (the bench's get-hit zipf), at 1 and 64
 // in flight, with the share our session cache answered (stats().cachedReads). Any store
-// of stores/ by id (node-sqlite needs Node 22.13+).
+// of stores/ by id or name (node-sqlite needs Node 22.13+).
 //
-//   node reads.js --n=100000 [--store=express-sqlite-native|node-sqlite|...]
+//   node reads.js --n=100000 [--store=native|node-sqlite|memory|...]
 
 const fs = require('node:fs')
 const os = require('node:os')
@@ -15,11 +15,13 @@ const { invoke } = require('../lib/invoke')
 const { populate } = require('../lib/populate')
 const { sidFor } = require('../lib/session-data')
 const { zipfRanks } = require('../scenarios/api')
+const { findStore } = require('../stores')
 const { flags } = require('./common')
 
 async function main() {
-  const { n = 100_000, store: id = 'express-sqlite-native', seconds = 3 } = flags()
-  const storeModule = require(`../stores/${id}`)
+  const { n = 100_000, store: id = 'native', seconds = 3 } = flags()
+  const storeModule = findStore(id)
+  if (!storeModule) throw new Error(`no store ${id} in bench/stores (node run.js --list)`)
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'probe-reads-'))
   const handle = await storeModule.create(dir)
   try {
