@@ -1,10 +1,11 @@
 'use strict'
 
-// What the probes share: --name=value flags, and the store under test (ours from the
-// repository root or --root, or express-session's MemoryStore with --store=memory).
+// What the probes share: --name=value flags, and the store under test from the bench's
+// registry (stores/): --store=native (the default, this checkout's build), memory
+// (MemoryStore), or native-baseline, the build of the checkout ESN_BASELINE_DIR names
+// (an absolute path; e.g. one with phase-timing.patch applied).
 
-const path = require('node:path')
-const { ROOT_DIR } = require('../lib/versions')
+const { findStore } = require('../stores')
 
 function flags() {
   const out = {}
@@ -16,16 +17,14 @@ function flags() {
   return out
 }
 
-function openStore(dir) {
-  const { store: kind = 'native', root: given } = flags()
-  const root = given || ROOT_DIR
-  if (kind === 'memory') {
-    const { MemoryStore } = require(require.resolve('express-session', { paths: [root] }))
-    return { store: new MemoryStore(), close: async () => {}, label: 'MemoryStore' }
-  }
-  const { SQLiteStore } = require(path.resolve(root))
-  const store = new SQLiteStore(path.join(dir, 'sessions.db'), { wal: true })
-  return { store, close: () => new Promise((resolve) => store.close(resolve)), label: 'ours' }
+/** The store module --store names, checked to be available here. */
+function storeUnderTest() {
+  const id = flags().store || 'native'
+  const storeModule = findStore(id)
+  if (!storeModule) throw new Error(`no store ${id} in bench/stores (node run.js --list)`)
+  const available = storeModule.available()
+  if (available !== true) throw new Error(`${storeModule.name}: ${available}`)
+  return storeModule
 }
 
-module.exports = { flags, openStore }
+module.exports = { flags, storeUnderTest }

@@ -15,13 +15,11 @@ const { invoke } = require('../lib/invoke')
 const { populate } = require('../lib/populate')
 const { sidFor } = require('../lib/session-data')
 const { zipfRanks } = require('../scenarios/api')
-const { findStore } = require('../stores')
-const { flags } = require('./common')
+const { flags, storeUnderTest } = require('./common')
 
 async function main() {
-  const { n = 100_000, store: id = 'native', seconds = 3 } = flags()
-  const storeModule = findStore(id)
-  if (!storeModule) throw new Error(`no store ${id} in bench/stores (node run.js --list)`)
+  const { n = 100_000, seconds = 3 } = flags()
+  const storeModule = storeUnderTest()
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'probe-reads-'))
   const handle = await storeModule.create(dir)
   try {

@@ -3,9 +3,9 @@
 // What the slowest 1 % of single writes are made of: set-overwrite one at a time, as
 // the bench issues them, each call's whole time and its native call's (timed from JS),
 // and whether a garbage collection overlapped it. The native call is timed only in a
-// checkout with phase-timing.patch applied (--root).
+// checkout with phase-timing.patch applied (--store=native-baseline).
 //
-//   node tail.js --n=10000 --seconds=5 [--root=<checkout>]
+//   node tail.js --n=10000 --seconds=5 [--store=native-baseline]
 
 const fs = require('node:fs')
 const os = require('node:os')
@@ -13,7 +13,7 @@ const path = require('node:path')
 const { performance, PerformanceObserver } = require('node:perf_hooks')
 const { invoke } = require('../lib/invoke')
 const { sessionData, sidFor } = require('../lib/session-data')
-const { flags, openStore } = require('./common')
+const { flags, storeUnderTest } = require('./common')
 
 const mean = (values) => values.reduce((a, b) => a + b, 0) / Math.max(1, values.length)
 
@@ -25,7 +25,7 @@ async function main() {
   })
   observer.observe({ entryTypes: ['gc'] })
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'probe-tail-'))
-  const { store, close } = openStore(dir)
+  const { store, close } = await storeUnderTest().create(dir)
   try {
     const sids = Array.from({ length: n }, (_, k) => sidFor('sid', k))
     for (let i = 0; i < n; i += 64) {
@@ -54,7 +54,7 @@ async function main() {
     const timed = calls.filter((call) => call.nativeUs !== undefined)
     const native =
       timed.length === 0
-        ? 'native call not timed (run with --root=<a checkout with phase-timing.patch>)'
+        ? 'native call not timed (run against a checkout with phase-timing.patch: --store=native-baseline)'
         : `native call at least half of it in ${mostlyNative.length}; native call over all sets ${mean(timed.map((call) => call.nativeUs)).toFixed(1)} µs`
     console.log(
       `slowest 1 % (${slow.length}, mean ${mean(slow.map((call) => call.us)).toFixed(0)} µs): ` +
